@@ -1,0 +1,41 @@
+// The seam between the engine and wherever GameServers live (memory or Kubernetes).
+import type { GameServer } from '../allocation/types.ts';
+
+/** Receives every change of a store's cache, in order. */
+export interface StoreListener {
+  /** A GameServer appeared or changed. */
+  upsert(gs: GameServer): void;
+  /** A GameServer disappeared (deleted, or left the served namespaces). */
+  remove(namespace: string, name: string): void;
+  /** The cache was replaced wholesale (e.g. after a relist); drop everything not re-upserted. */
+  reset?(): void;
+}
+
+/** Thrown by update() when the object changed since it was read (resourceVersion mismatch). */
+export class StoreConflict extends Error {
+  override readonly name = 'StoreConflict';
+}
+
+/** Thrown by update() when the object no longer exists. */
+export class StoreNotFound extends Error {
+  override readonly name = 'StoreNotFound';
+}
+
+/** Where GameServers live. Reads come from a local cache; only update() does I/O. */
+export interface ClusterStore {
+  /** Replays the current cache to the listener, then streams changes; returns an unsubscribe. */
+  subscribe(listener: StoreListener): () => void;
+  /** One cached GameServer, or undefined. Never a network call. */
+  get(namespace: string, name: string): GameServer | undefined;
+  /**
+   * Writes `next` only if the stored resourceVersion still equals `next.resourceVersion`.
+   * Resolves with the stored object (new resourceVersion); rejects with StoreConflict,
+   * StoreNotFound, or the signal's reason when aborted.
+   */
+  update(next: GameServer, signal: AbortSignal): Promise<GameServer>;
+  /** True once the cache reflects the cluster (initial list done). */
+  readonly synced: boolean;
+  /** Starts filling the cache; resolves when synced. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}

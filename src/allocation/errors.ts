@@ -1,0 +1,92 @@
+// The gateway's one error type and its reason catalogue. Every reason is documented
+// in the README ("Error reasons"); server/status.ts maps each to gRPC and HTTP.
+
+/** Stable, documented reasons. Callers may switch on them (ErrorInfo.reason). */
+export type Reason =
+  | 'INVALID_FIELD'
+  | 'NO_GAME_SERVER'
+  | 'CONTENTION'
+  | 'NO_POLICY'
+  | 'ALL_TARGETS_FAILED'
+  | 'REMOTE_REJECTED'
+  | 'DEADLINE_EXCEEDED'
+  | 'CANCELLED'
+  | 'OVERLOADED'
+  | 'RATE_LIMITED'
+  | 'NOT_READY'
+  | 'PERMISSION_DENIED'
+  | 'UNAUTHENTICATED'
+  | 'IDEMPOTENCY_CONFLICT'
+  | 'INTERNAL';
+
+/** Every reason, for documentation checks. */
+export const REASONS: readonly Reason[] = [
+  'INVALID_FIELD',
+  'NO_GAME_SERVER',
+  'CONTENTION',
+  'NO_POLICY',
+  'ALL_TARGETS_FAILED',
+  'REMOTE_REJECTED',
+  'DEADLINE_EXCEEDED',
+  'CANCELLED',
+  'OVERLOADED',
+  'RATE_LIMITED',
+  'NOT_READY',
+  'PERMISSION_DENIED',
+  'UNAUTHENTICATED',
+  'IDEMPOTENCY_CONFLICT',
+  'INTERNAL',
+];
+
+/** How one attempt on one target ended; reported when a route fails. */
+export interface AttemptReport {
+  /** Policy's clusterName, or "local". */
+  readonly target: string;
+  /** host:port dialled, or "local". */
+  readonly endpoint: string;
+  readonly outcome: string;
+  /** gRPC status code name, e.g. "UNAVAILABLE". */
+  readonly code: string;
+  readonly message: string;
+}
+
+/** A failure with a catalogued reason; its message is safe to show to callers. */
+export class AllocationError extends Error {
+  override readonly name = 'AllocationError';
+  readonly reason: Reason;
+  readonly attempts: readonly AttemptReport[];
+  /** Extra ErrorInfo metadata (e.g. the offending field). */
+  readonly metadata: Readonly<Record<string, string>>;
+
+  constructor(
+    reason: Reason,
+    message: string,
+    options?: ErrorOptions & { attempts?: readonly AttemptReport[]; metadata?: Record<string, string> },
+  ) {
+    super(message, options);
+    this.reason = reason;
+    this.attempts = options?.attempts ?? [];
+    this.metadata = options?.metadata ?? {};
+  }
+}
+
+/** Collects field problems by path and throws them all at once. */
+export class FieldProblems {
+  readonly #problems: string[] = [];
+
+  add(path: string, detail: string): void {
+    this.#problems.push(`${path}: ${detail}`);
+  }
+
+  get count(): number {
+    return this.#problems.length;
+  }
+
+  throwIfAny(): void {
+    if (this.#problems.length === 0) return;
+    const first = this.#problems[0] ?? '';
+    throw new AllocationError('INVALID_FIELD', this.#problems.join('; '), {
+      metadata: { field: first.slice(0, first.indexOf(':')) },
+    });
+  }
+}

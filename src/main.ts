@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// Composition root: builds the gateway from configuration, wires the request path, drains on SIGTERM.
+// The only module that names concrete classes.
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { Config } from './config/schema.ts';
+import { ConfigError, loadConfig } from './config/load.ts';
+import type { ClusterStore } from './cluster/store.ts';
+import { MemoryStore } from './cluster/memory/memory-store.ts';
+import { FleetFileError, loadFleetFile } from './cluster/memory/fleet-file.ts';
+import { Engine } from './engine/engine.ts';
+import { LocalRouter } from './router/local-router.ts';
+import type { Router } from './router/router.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { AllocateHandler } from './server/allocate-handler.ts';
+import { GrpcServer } from './server/grpc-server.ts';
+import { RestServer } from './server/rest-server.ts';
+import { OpsServer } from './server/ops-server.ts';
+import { TlsError, TlsWatcher } from './server/tls.ts';
+
+/** gRPC's default receive limit, applied to REST bodies too. */
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** A running gateway. */
+export interface Gateway {
+  readonly grpcPort: number;
+  readonly restPort: number;
+  readonly opsPort: number;
+  readonly engine: Engine;
+  readonly store: ClusterStore;
+  readonly metrics: Metrics;
+  /** Readiness false, drain, close listeners and the store. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  /** Use this store instead of building one from config (tests). */
+  readonly store?: ClusterStore;
+}
+
+async function buildStore(config: Readonly<Config>, logger: Logger): Promise<ClusterStore> {
+  const c = config.cluster;
+  if (c.kind === 'memory') return new MemoryStore(await loadFleetFile(c.fleetFile));
+  // Loaded on demand: @kubernetes/client-node is heavy and the embedded cluster never needs it.
+  const { KubernetesStore } = await import('./cluster/kubernetes/kubernetes-store.ts');
+  return new KubernetesStore({ kubeconfigPath: c.kubeconfig, namespaces: c.namespaces, qps: c.qps, burst: c.burst, logger });
+}
+
+/** Starts every listener; resolves once they are bound (readiness follows the store's sync). */
+export async function startGateway(config: Readonly<Config>, opts: StartOptions = {}): Promise<Gateway> {
+  const logger = opts.logger ?? createLogger(config.log.level);
+  const metrics = createMetrics();
+  if (config.tls.minVersion === 'TLSv1.3') tls.DEFAULT_MIN_VERSION = 'TLSv1.3';
+  const tlsWatcher = new TlsWatcher(config.tls, {
+    pollMs: 1_000,
+    onError: (err) => logger.error({ err: err.message }, 'certificate reload failed; keeping the previous certificates'),
+    onReload: () => {
+      metrics.tlsReloads.inc({ listener: 'server' });
+      logger.info('server certificates reloaded');
+    },
+  });
+  const store = opts.store ?? (await buildStore(config, logger));
+  const engine = new Engine(store, {
+    playerAllocationFilter: config.allocation.playerAllocationFilter,
+    maxWriteAttempts: config.allocation.maxWriteAttempts,
+    writeTimeoutMs: config.allocation.writeTimeoutMs,
+    indexedAnnotations: [],
+    logger: logger.child({ component: 'engine' }),
+  });
+  const router: Router = new LocalRouter(engine);
+  const handler = new AllocateHandler({
+    router,
+    decode: { playerAllocationFilter: config.allocation.playerAllocationFilter },
+    logger: logger.child({ component: 'allocate' }),
+    metrics,
+  });
+  let draining = false;
+  const grpcServer = new GrpcServer({
+    host: config.grpc.host,
+    port: config.grpc.port,
+    tls: tlsWatcher,
+    handler,
+    defaultDeadlineMs: config.allocation.defaultDeadlineMs,
+    maxReceiveMessageBytes: MAX_MESSAGE_BYTES,
+  });
+  const restServer = new RestServer({
+    host: config.rest.host,
+    port: config.rest.port,
+    tls: tlsWatcher,
+    minVersion: config.tls.minVersion,
+    handler,
+    defaultDeadlineMs: config.allocation.defaultDeadlineMs,
+    maxBodyBytes: MAX_MESSAGE_BYTES,
+    documents: { '/openapi.yaml': ['application/yaml', readFileSync(new URL('../proto/allocation/openapi.yaml', import.meta.url))] },
+  });
+  // Load balancers probe with bare TCP; such handshake failures are not worth more than debug.
+  restServer.onTlsError((err) => logger.debug({ err: err.message }, 'TLS handshake failed'));
+  const opsServer = new OpsServer({ host: config.ops.host, port: config.ops.port, registry: metrics.registry, ready: () => engine.ready && !draining });
+
+  const [grpcPort, restPort, opsPort] = await Promise.all([grpcServer.listen(), restServer.listen(), opsServer.listen()]);
+  engine.start().then(
+    () => {
+      grpcServer.setServing(true);
+      logger.info({ gameServers: engine.index.size }, 'cluster cache synced; serving');
+    },
+    (err: unknown) => logger.error({ err }, 'cluster store failed to start'),
+  );
+  logger.info({ grpcPort, restPort, opsPort, cluster: config.cluster.kind }, 'gateway listening');
+
+  return {
+    grpcPort,
+    restPort,
+    opsPort,
+    engine,
+    store,
+    metrics,
+    async stop() {
+      draining = true;
+      grpcServer.setServing(false);
+      logger.info({ readinessDrainMs: config.shutdown.readinessDrainMs }, 'draining: readiness is false');
+      await new Promise((r) => setTimeout(r, config.shutdown.readinessDrainMs));
+      await Promise.all([grpcServer.close(config.shutdown.graceMs), restServer.close(config.shutdown.graceMs)]);
+      tlsWatcher.close();
+      await engine.close();
+      await opsServer.close();
+      logger.info('stopped');
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`allocator-gateway: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.log.level);
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway(config, { logger });
+  } catch (err) {
+    if (err instanceof TlsError || err instanceof FleetFileError) {
+      process.stderr.write(`allocator-gateway: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    gateway.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,44 @@
+// Per-call facts both front doors derive the same way: request id, deadline, abort signal.
+import { randomUUID } from 'node:crypto';
+import type { RouteContext } from '../router/router.ts';
+
+/** Door-independent call context; `done()` releases its timer. */
+export interface CallContext extends RouteContext {
+  readonly door: 'grpc' | 'rest';
+  readonly startedAt: number;
+  /** Aborts the call (e.g. the client went away). */
+  cancel(): void;
+  done(): void;
+}
+
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Builds the call context; a deadline of Infinity gets `defaultDeadlineMs`. */
+export function createCallContext(opts: {
+  door: 'grpc' | 'rest';
+  deadlineMs: number;
+  defaultDeadlineMs: number;
+  requestId?: string | undefined;
+  identity: string | null;
+  idempotencyKey?: string | undefined;
+}): CallContext {
+  const startedAt = Date.now();
+  const deadlineMs = Number.isFinite(opts.deadlineMs) ? opts.deadlineMs : startedAt + opts.defaultDeadlineMs;
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException('deadline exceeded', 'TimeoutError')),
+    Math.max(0, deadlineMs - startedAt),
+  );
+  return {
+    door: opts.door,
+    startedAt,
+    deadlineMs,
+    signal: controller.signal,
+    // A caller-supplied id is kept only when it is safe to log verbatim.
+    reqId: opts.requestId && SAFE_ID.test(opts.requestId) ? opts.requestId : randomUUID(),
+    identity: opts.identity,
+    idempotencyKey: opts.idempotencyKey && opts.idempotencyKey.length > 0 ? opts.idempotencyKey : null,
+    cancel: () => controller.abort(new DOMException('cancelled', 'AbortError')),
+    done: () => clearTimeout(timer),
+  };
+}

@@ -1,0 +1,116 @@
+// The gRPC door: AllocationService over mTLS, plus grpc.health.v1 and server reflection.
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
+import type { AllocateHandler } from './allocate-handler.ts';
+import { createCallContext } from './call-context.ts';
+import { packageDefinition } from './proto.ts';
+import { toServiceError, toWireError } from './status.ts';
+import { AllocationError } from '../allocation/errors.ts';
+import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
+
+/** Matches agones-allocator's listener: clients may ping at most once a minute. */
+export const KEEPALIVE = {
+  /** Server pings idle connections this often. */
+  timeMs: 5 * 60_000,
+  timeoutMs: 20_000,
+  /** Minimum client ping interval the gateway tolerates (agones-allocator enforces 60 s). */
+  minClientPingIntervalMs: 60_000,
+  idleMs: 5 * 60_000,
+} as const;
+
+export interface GrpcServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsWatcher;
+  readonly handler: AllocateHandler;
+  readonly defaultDeadlineMs: number;
+  readonly maxReceiveMessageBytes: number;
+}
+
+const SERVICE = 'allocation.AllocationService';
+
+export class GrpcServer {
+  readonly #server: grpc.Server;
+  readonly #opts: GrpcServerOptions;
+  readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
+  #port = 0;
+
+  constructor(opts: GrpcServerOptions) {
+    this.#opts = opts;
+    this.#server = new grpc.Server({
+      'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
+      'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
+      'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
+      'grpc.max_connection_idle_ms': KEEPALIVE.idleMs,
+    });
+    const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
+    this.#server.addService(service, { Allocate: this.#allocate.bind(this) });
+    this.health.addToServer(this.#server);
+    new ReflectionService(packageDefinition).addToServer(this.#server);
+  }
+
+  async #allocate(
+    call: grpc.ServerUnaryCall<WireAllocationRequest, WireAllocationResponse>,
+    callback: grpc.sendUnaryData<WireAllocationResponse>,
+  ): Promise<void> {
+    const peerCert = call.getAuthContext()?.sslPeerCertificate;
+    const first = (key: string): string | undefined => {
+      const v = call.metadata.get(key)[0];
+      return typeof v === 'string' ? v : undefined;
+    };
+    const deadline = call.getDeadline();
+    const ctx = createCallContext({
+      door: 'grpc',
+      deadlineMs: deadline instanceof Date ? deadline.getTime() : deadline,
+      defaultDeadlineMs: this.#opts.defaultDeadlineMs,
+      requestId: first('x-request-id'),
+      identity: clientIdentity(peerCert),
+      idempotencyKey: first('idempotency-key'),
+    });
+    call.on('cancelled', () => ctx.cancel());
+    if (!hasClientAuthUsage(peerCert)) {
+      ctx.done();
+      callback(toServiceError(toWireError(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'))) as grpc.ServiceError);
+      return;
+    }
+    const outcome = await this.#opts.handler.handle(call.request, ctx);
+    if (outcome.ok) callback(null, outcome.response);
+    else callback(toServiceError(outcome.error) as grpc.ServiceError);
+  }
+
+  /** Binds and starts serving; returns the bound port. */
+  async listen(): Promise<number> {
+    this.#port = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(`${this.#opts.host}:${this.#opts.port}`, grpcServerCredentials(this.#opts.tls), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
+    });
+    return this.#port;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  setServing(serving: boolean): void {
+    const s = serving ? 'SERVING' : 'NOT_SERVING';
+    this.health.setStatus('', s);
+    this.health.setStatus(SERVICE, s);
+  }
+
+  /** Stops accepting; waits for in-flight calls up to graceMs, then cancels the rest. */
+  async close(graceMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

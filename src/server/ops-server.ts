@@ -1,0 +1,54 @@
+// Plain-HTTP operations port: /live, /ready and Prometheus /metrics. Never carries allocations.
+import http from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface OpsServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly registry: Registry;
+  /** Ready = cache synced and not draining. */
+  readonly ready: () => boolean;
+}
+
+export class OpsServer {
+  readonly #server: http.Server;
+
+  constructor(opts: OpsServerOptions) {
+    this.#server = http.createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET' }).end();
+      } else if (path === '/live') {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      } else if (path === '/ready') {
+        const ok = opts.ready();
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not ready\n');
+      } else if (path === '/metrics') {
+        opts.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
+          () => res.writeHead(500).end(),
+        );
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      }
+    });
+    this.#server.headersTimeout = 5_000;
+    this.#opts = opts;
+  }
+
+  readonly #opts: OpsServerOptions;
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#opts.port, this.#opts.host, () => resolve());
+    });
+    const addr = this.#server.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,148 @@
+// The REST door: POST /gameserverallocation over HTTPS with the same mTLS as gRPC, proto3 JSON.
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { AllocationError } from '../allocation/errors.ts';
+import type { WireAllocationRequest } from '../allocation/wire.ts';
+import type { AllocateHandler } from './allocate-handler.ts';
+import { createCallContext } from './call-context.ts';
+import { allocateMethod, RequestType, ResponseType } from './proto.ts';
+import { jsonToBinary, toJson } from './proto-json.ts';
+import { toJsonError, toWireError, type WireError } from './status.ts';
+import { clientIdentity, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
+import { parseGrpcTimeout } from './grpc-timeout.ts';
+
+export const ALLOCATE_PATH = '/gameserverallocation';
+
+export interface RestServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsWatcher;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly handler: AllocateHandler;
+  readonly defaultDeadlineMs: number;
+  readonly maxBodyBytes: number;
+  /** Extra GET routes (e.g. the OpenAPI document): path → [content type, body]. */
+  readonly documents?: Readonly<Record<string, readonly [string, string | Buffer]>>;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, w: WireError, status = w.http): void {
+  send(res, status, toJsonError(w));
+}
+
+function fail(reason: 'INVALID_FIELD' | 'UNAUTHENTICATED', message: string): WireError {
+  return toWireError(new AllocationError(reason, message));
+}
+
+/** Reads the body up to a limit; null when it is larger. */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+export class RestServer {
+  readonly #server: https.Server;
+  readonly #opts: RestServerOptions;
+  readonly #stopWatching: () => void;
+
+  constructor(opts: RestServerOptions) {
+    this.#opts = opts;
+    const m = opts.tls.material;
+    this.#server = https.createServer(
+      { cert: m.cert, key: m.key, ca: m.ca, requestCert: true, rejectUnauthorized: true, minVersion: opts.minVersion },
+      (req, res) => void this.#route(req, res),
+    );
+    // Slow or silent clients cannot hold sockets forever.
+    this.#server.headersTimeout = 10_000;
+    this.#server.requestTimeout = 30_000;
+    this.#server.keepAliveTimeout = 60_000;
+    this.#stopWatching = opts.tls.onChange((next) => this.#server.setSecureContext({ cert: next.cert, key: next.key, ca: next.ca }));
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const doc = path !== undefined ? this.#opts.documents?.[path] : undefined;
+    if (doc && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': doc[0] });
+      res.end(doc[1]);
+      return;
+    }
+    if (path !== ALLOCATE_PATH) return send(res, 404, { code: 5, message: `no route for ${path}`, details: [] });
+    if (req.method !== 'POST') {
+      return send(res, 405, { code: 12, message: `method ${req.method} not allowed; use POST`, details: [] }, { allow: 'POST' });
+    }
+    const cert = (req.socket as TLSSocket).getPeerCertificate();
+    if (!hasClientAuthUsage(cert)) return sendError(res, fail('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'));
+
+    const body = await readBody(req, this.#opts.maxBodyBytes);
+    if (body === null) {
+      return sendError(res, fail('INVALID_FIELD', `(body): larger than ${this.#opts.maxBodyBytes} bytes`), 413);
+    }
+    let wire: WireAllocationRequest;
+    try {
+      // An empty body is an empty request, as in agones-allocator.
+      const json: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+      wire = allocateMethod.requestDeserialize(Buffer.from(jsonToBinary(json, RequestType))) as WireAllocationRequest;
+    } catch (err) {
+      if (err instanceof AllocationError) return sendError(res, toWireError(err));
+      return sendError(res, fail('INVALID_FIELD', `(body): not valid JSON: ${(err as Error).message.slice(0, 200)}`));
+    }
+    const header = (name: string): string | undefined => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const timeout = parseGrpcTimeout(header('grpc-timeout'));
+    const ctx = createCallContext({
+      door: 'rest',
+      deadlineMs: timeout === null ? Infinity : Date.now() + timeout,
+      defaultDeadlineMs: this.#opts.defaultDeadlineMs,
+      requestId: header('x-request-id'),
+      identity: clientIdentity(cert),
+      idempotencyKey: header('idempotency-key'),
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) ctx.cancel();
+    });
+    const outcome = await this.#opts.handler.handle(wire, ctx);
+    if (outcome.ok) send(res, 200, toJson(outcome.response as unknown as Record<string, unknown>, ResponseType));
+    else sendError(res, outcome.error);
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#opts.port, this.#opts.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.#server.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
+  }
+
+  /** Handshake failures (probes, bad certs) are routine: report them to a quiet sink. */
+  onTlsError(fn: (err: Error) => void): void {
+    this.#server.on('tlsClientError', fn);
+  }
+
+  async close(graceMs: number): Promise<void> {
+    this.#stopWatching();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    const timer = setTimeout(() => this.#server.closeAllConnections(), graceMs);
+    await closed;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,139 @@
+// THE map from domain errors to gRPC status and HTTP status, used by both front doors.
+// Details travel as a google.rpc.ErrorInfo (reason, domain, metadata) in grpc-status-details-bin
+// and in the REST error body, so callers switch on a stable reason, not on message text.
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { AllocationError, type Reason } from '../allocation/errors.ts';
+
+const { status } = grpc;
+
+/** ErrorInfo.domain of every error the gateway raises. */
+export const ERROR_DOMAIN = 'allocator-gateway';
+
+const CODES = {
+  INVALID_FIELD: [status.INVALID_ARGUMENT, 400],
+  NO_GAME_SERVER: [status.RESOURCE_EXHAUSTED, 429],
+  CONTENTION: [status.ABORTED, 409],
+  NO_POLICY: [status.FAILED_PRECONDITION, 400],
+  ALL_TARGETS_FAILED: [status.UNAVAILABLE, 503],
+  REMOTE_REJECTED: [status.FAILED_PRECONDITION, 400],
+  DEADLINE_EXCEEDED: [status.DEADLINE_EXCEEDED, 504],
+  CANCELLED: [status.CANCELLED, 499],
+  OVERLOADED: [status.UNAVAILABLE, 503], // never RESOURCE_EXHAUSTED: that code means "no game server"
+  RATE_LIMITED: [status.UNAVAILABLE, 503],
+  NOT_READY: [status.UNAVAILABLE, 503],
+  PERMISSION_DENIED: [status.PERMISSION_DENIED, 403],
+  UNAUTHENTICATED: [status.UNAUTHENTICATED, 401],
+  IDEMPOTENCY_CONFLICT: [status.ALREADY_EXISTS, 409],
+  INTERNAL: [status.INTERNAL, 500],
+} as const satisfies Record<Reason, readonly [grpc.status, number]>;
+
+/** A failure ready to send: gRPC code, HTTP status, message and ErrorInfo. */
+export interface WireError {
+  readonly code: grpc.status;
+  readonly http: number;
+  readonly message: string;
+  readonly reason: Reason;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** Classifies any thrown value; unknown errors become INTERNAL without leaking their text. */
+export function toWireError(err: unknown): WireError {
+  if (!(err instanceof AllocationError)) {
+    return { code: status.INTERNAL, http: 500, message: 'internal error', reason: 'INTERNAL', metadata: {} };
+  }
+  const [code, http] = CODES[err.reason];
+  const metadata: Record<string, string> = { ...err.metadata };
+  if (err.attempts.length > 0) metadata.attempts = JSON.stringify(err.attempts);
+  return { code, http, message: err.message, reason: err.reason, metadata };
+}
+
+/** The HTTP status for a gRPC code, for errors that did not come from us (e.g. a remote's). */
+export function httpStatusOf(code: grpc.status): number {
+  switch (code) {
+    case status.OK: return 200;
+    case status.CANCELLED: return 499;
+    case status.INVALID_ARGUMENT: case status.FAILED_PRECONDITION: case status.OUT_OF_RANGE: return 400;
+    case status.DEADLINE_EXCEEDED: return 504;
+    case status.NOT_FOUND: return 404;
+    case status.ALREADY_EXISTS: case status.ABORTED: return 409;
+    case status.PERMISSION_DENIED: return 403;
+    case status.UNAUTHENTICATED: return 401;
+    case status.RESOURCE_EXHAUSTED: return 429;
+    case status.UNIMPLEMENTED: return 501;
+    case status.UNAVAILABLE: return 503;
+    case status.UNKNOWN: case status.INTERNAL: case status.DATA_LOSS: return 500;
+    default: return 500;
+  }
+}
+
+const root = protobuf.Root.fromJSON({
+  nested: {
+    google: {
+      nested: {
+        protobuf: { nested: { Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } } } },
+        rpc: {
+          nested: {
+            Status: {
+              fields: {
+                code: { type: 'int32', id: 1 },
+                message: { type: 'string', id: 2 },
+                details: { rule: 'repeated', type: 'google.protobuf.Any', id: 3 },
+              },
+            },
+            ErrorInfo: {
+              fields: {
+                reason: { type: 'string', id: 1 },
+                domain: { type: 'string', id: 2 },
+                metadata: { keyType: 'string', type: 'string', id: 3 } as protobuf.IField,
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+});
+const StatusType = root.lookupType('google.rpc.Status');
+const ErrorInfoType = root.lookupType('google.rpc.ErrorInfo');
+const ERROR_INFO_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
+
+/** ErrorInfo as it appears in JSON error bodies. */
+export interface ErrorInfo {
+  readonly reason: string;
+  readonly domain: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** A grpc-js error object (for callback(err)) carrying the ErrorInfo in grpc-status-details-bin. */
+export function toServiceError(w: WireError): Partial<grpc.ServiceError> {
+  const info = ErrorInfoType.encode({ reason: w.reason, domain: ERROR_DOMAIN, metadata: w.metadata }).finish();
+  const bin = StatusType.encode({ code: w.code, message: w.message, details: [{ type_url: ERROR_INFO_URL, value: info }] }).finish();
+  const md = new grpc.Metadata();
+  md.set('grpc-status-details-bin', Buffer.from(bin));
+  return { code: w.code, details: w.message, metadata: md };
+}
+
+/** Reads the ErrorInfo from a gRPC error's trailers, if it carries one. */
+export function errorInfoOf(err: { metadata?: grpc.Metadata }): ErrorInfo | null {
+  const bin = err.metadata?.get('grpc-status-details-bin')[0];
+  if (!(bin instanceof Buffer)) return null;
+  try {
+    const s = StatusType.decode(bin) as unknown as { details: { type_url: string; value: Uint8Array }[] };
+    const any = s.details.find((d) => d.type_url === ERROR_INFO_URL);
+    if (!any) return null;
+    const info = ErrorInfoType.toObject(ErrorInfoType.decode(any.value), { defaults: true }) as ErrorInfo;
+    return info;
+  } catch {
+    return null;
+  }
+}
+
+/** The REST error body (grpc-gateway's shape, with an ErrorInfo in details). */
+export function toJsonError(w: WireError): { code: number; message: string; details: object[] } {
+  return {
+    code: w.code,
+    message: w.message,
+    details: [{ '@type': ERROR_INFO_URL, reason: w.reason, domain: ERROR_DOMAIN, metadata: w.metadata }],
+  };
+}

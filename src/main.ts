@@ -45,7 +45,7 @@ async function buildStore(config: Readonly<Config>, logger: Logger): Promise<Clu
   if (c.kind === 'memory') return new MemoryStore(await loadFleetFile(c.fleetFile));
   // Loaded on demand: @kubernetes/client-node is heavy and the embedded cluster never needs it.
   const { KubernetesStore } = await import('./cluster/kubernetes/kubernetes-store.ts');
-  return new KubernetesStore({ kubeconfigPath: c.kubeconfig, namespaces: c.namespaces, qps: c.qps, burst: c.burst, logger });
+  return new KubernetesStore({ kubeConfig: c.kubeconfig ?? 'in-cluster', writeTimeoutMs: config.allocation.writeTimeoutMs, namespaces: c.namespaces, qps: c.qps, burst: c.burst, logger });
 }
 
 /** Starts every listener; resolves once they are bound (readiness follows the store's sync). */

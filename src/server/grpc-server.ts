@@ -5,7 +5,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import type { AllocateHandler } from './allocate-handler.ts';
 import { createCallContext } from './call-context.ts';
-import { packageDefinition } from './proto.ts';
+import { packageDefinition } from '../protocol/proto.ts';
 import { toServiceError, toWireError } from './status.ts';
 import { AllocationError } from '../allocation/errors.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';

@@ -2,8 +2,8 @@
 // Details travel as a google.rpc.ErrorInfo (reason, domain, metadata) in grpc-status-details-bin
 // and in the REST error body, so callers switch on a stable reason, not on message text.
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import { AllocationError, type Reason } from '../allocation/errors.ts';
+import { ERROR_INFO_URL, encodeStatusDetails } from '../protocol/error-info.ts';
 
 const { status } = grpc;
 
@@ -67,66 +67,11 @@ export function httpStatusOf(code: grpc.status): number {
   }
 }
 
-const root = protobuf.Root.fromJSON({
-  nested: {
-    google: {
-      nested: {
-        protobuf: { nested: { Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } } } },
-        rpc: {
-          nested: {
-            Status: {
-              fields: {
-                code: { type: 'int32', id: 1 },
-                message: { type: 'string', id: 2 },
-                details: { rule: 'repeated', type: 'google.protobuf.Any', id: 3 },
-              },
-            },
-            ErrorInfo: {
-              fields: {
-                reason: { type: 'string', id: 1 },
-                domain: { type: 'string', id: 2 },
-                metadata: { keyType: 'string', type: 'string', id: 3 } as protobuf.IField,
-              },
-            },
-          },
-        },
-      },
-    },
-  },
-});
-const StatusType = root.lookupType('google.rpc.Status');
-const ErrorInfoType = root.lookupType('google.rpc.ErrorInfo');
-const ERROR_INFO_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
-
-/** ErrorInfo as it appears in JSON error bodies. */
-export interface ErrorInfo {
-  readonly reason: string;
-  readonly domain: string;
-  readonly metadata: Readonly<Record<string, string>>;
-}
-
 /** A grpc-js error object (for callback(err)) carrying the ErrorInfo in grpc-status-details-bin. */
 export function toServiceError(w: WireError): Partial<grpc.ServiceError> {
-  const info = ErrorInfoType.encode({ reason: w.reason, domain: ERROR_DOMAIN, metadata: w.metadata }).finish();
-  const bin = StatusType.encode({ code: w.code, message: w.message, details: [{ type_url: ERROR_INFO_URL, value: info }] }).finish();
   const md = new grpc.Metadata();
-  md.set('grpc-status-details-bin', Buffer.from(bin));
+  md.set('grpc-status-details-bin', encodeStatusDetails(w.code, w.message, { reason: w.reason, domain: ERROR_DOMAIN, metadata: w.metadata }));
   return { code: w.code, details: w.message, metadata: md };
-}
-
-/** Reads the ErrorInfo from a gRPC error's trailers, if it carries one. */
-export function errorInfoOf(err: { metadata?: grpc.Metadata }): ErrorInfo | null {
-  const bin = err.metadata?.get('grpc-status-details-bin')[0];
-  if (!(bin instanceof Buffer)) return null;
-  try {
-    const s = StatusType.decode(bin) as unknown as { details: { type_url: string; value: Uint8Array }[] };
-    const any = s.details.find((d) => d.type_url === ERROR_INFO_URL);
-    if (!any) return null;
-    const info = ErrorInfoType.toObject(ErrorInfoType.decode(any.value), { defaults: true }) as ErrorInfo;
-    return info;
-  } catch {
-    return null;
-  }
 }
 
 /** The REST error body (grpc-gateway's shape, with an ErrorInfo in details). */

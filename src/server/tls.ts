@@ -138,8 +138,10 @@ export class TlsWatcher implements CertificateProvider {
   readonly #caListeners = new Map<CaCertificateUpdateListener, () => void>();
   readonly #idListeners = new Map<IdentityCertificateUpdateListener, () => void>();
 
+  // First values are delivered on a later tick: grpc-js registers its own watcher only after
+  // adding ours, and would miss a synchronous update (it then drops every connection).
   addCaCertificateListener(l: CaCertificateUpdateListener): void {
-    l({ caCertificate: this.#material.ca });
+    setImmediate(() => l({ caCertificate: this.#material.ca }));
     this.#caListeners.set(l, this.onChange((m) => l({ caCertificate: m.ca })));
   }
 
@@ -149,7 +151,7 @@ export class TlsWatcher implements CertificateProvider {
   }
 
   addIdentityCertificateListener(l: IdentityCertificateUpdateListener): void {
-    l({ certificate: this.#material.cert, privateKey: this.#material.key });
+    setImmediate(() => l({ certificate: this.#material.cert, privateKey: this.#material.key }));
     this.#idListeners.set(l, this.onChange((m) => l({ certificate: m.cert, privateKey: m.key })));
   }
 

@@ -1,0 +1,145 @@
+// Conversion between the agones.dev/v1 GameServer object and the domain GameServer, both ways.
+// Writing back starts from the stored object, so spec and unknown fields survive a round trip.
+import type {
+  CounterStatus,
+  GameServer,
+  GameServerAddress,
+  GameServerPort,
+  ListStatus,
+  PlayerStatus,
+} from '../../allocation/types.ts';
+
+/** A GameServer as the API server serves it (only what we read is typed). */
+export interface GameServerObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: Record<string, unknown>;
+  status?: GameServerObjectStatus;
+  [field: string]: unknown;
+}
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  deletionTimestamp?: string | null;
+  managedFields?: unknown;
+  [field: string]: unknown;
+}
+
+export interface GameServerObjectStatus {
+  state?: string;
+  address?: string;
+  addresses?: { type?: string; address?: string }[] | null;
+  ports?: { name?: string; port?: number }[] | null;
+  nodeName?: string;
+  players?: { count?: number; capacity?: number; [field: string]: unknown } | null;
+  counters?: Record<string, { count?: number; capacity?: number }> | null;
+  lists?: Record<string, { capacity?: number; values?: string[] | null }> | null;
+  [field: string]: unknown;
+}
+
+export const GAME_SERVER_API_VERSION = 'agones.dev/v1';
+
+const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
+
+/** The domain view of a stored GameServer object. */
+export function toGameServer(obj: GameServerObject): GameServer {
+  const m = obj.metadata;
+  const s = obj.status ?? {};
+  return Object.freeze({
+    namespace: m.namespace ?? '',
+    name: m.name ?? '',
+    resourceVersion: m.resourceVersion ?? '',
+    labels: m.labels ?? EMPTY,
+    annotations: m.annotations ?? EMPTY,
+    state: s.state ?? '',
+    address: s.address ?? '',
+    addresses: (s.addresses ?? []).map(toAddress),
+    ports: (s.ports ?? []).map(toPort),
+    nodeName: s.nodeName ?? '',
+    counters: mapValues(s.counters, toCounter),
+    lists: mapValues(s.lists, toList),
+    players: s.players ? toPlayers(s.players) : null,
+    deleting: m.deletionTimestamp !== undefined && m.deletionTimestamp !== null,
+  });
+}
+
+/**
+ * The object to PUT for `gs`: `base` (the stored object) with the domain's labels, annotations
+ * and status fields laid over it and `gs.resourceVersion` as the precondition. `base` is not modified.
+ */
+export function toGameServerObject(gs: GameServer, base: GameServerObject): GameServerObject {
+  const metadata: ObjectMeta = { ...base.metadata, resourceVersion: gs.resourceVersion };
+  delete metadata.managedFields; // omitted = kept as stored by the API server
+  setMap(metadata, 'labels', gs.labels);
+  setMap(metadata, 'annotations', gs.annotations);
+
+  const status: GameServerObjectStatus = { ...(base.status ?? {}) };
+  status.state = gs.state;
+  setString(status, 'address', gs.address);
+  setString(status, 'nodeName', gs.nodeName);
+  if (gs.addresses.length > 0 || status.addresses != null) status.addresses = gs.addresses.map((a) => ({ type: a.type, address: a.address }));
+  if (gs.ports.length > 0 || status.ports != null) status.ports = gs.ports.map((p) => ({ name: p.name, port: p.port }));
+  if (Object.keys(gs.counters).length > 0 || status.counters != null) {
+    status.counters = Object.fromEntries(Object.entries(gs.counters).map(([k, c]) => [k, { count: c.count, capacity: c.capacity }]));
+  }
+  if (Object.keys(gs.lists).length > 0 || status.lists != null) {
+    status.lists = Object.fromEntries(Object.entries(gs.lists).map(([k, l]) => [k, { capacity: l.capacity, values: [...l.values] }]));
+  }
+  if (gs.players === null) delete status.players;
+  else status.players = { ...(status.players ?? {}), count: gs.players.count, capacity: gs.players.capacity }; // keeps ids
+
+  return { ...base, apiVersion: base.apiVersion ?? GAME_SERVER_API_VERSION, kind: base.kind ?? 'GameServer', metadata, status };
+}
+
+/**
+ * Orders two resourceVersions: negative if a is older, 0 if equal, positive if newer, or
+ * undefined when they cannot be compared (not both decimal integers and not equal).
+ */
+export function compareResourceVersions(a: string, b: string): number | undefined {
+  if (a === b) return 0;
+  if (!DECIMAL.test(a) || !DECIMAL.test(b)) return undefined;
+  if (a.length !== b.length) return a.length - b.length; // no leading zeros: longer = larger
+  return a < b ? -1 : 1;
+}
+
+const DECIMAL = /^[1-9][0-9]*$/;
+
+function toAddress(a: { type?: string; address?: string }): GameServerAddress {
+  return { type: a.type ?? '', address: a.address ?? '' };
+}
+
+function toPort(p: { name?: string; port?: number }): GameServerPort {
+  return { name: p.name ?? '', port: p.port ?? 0 };
+}
+
+function toCounter(c: { count?: number; capacity?: number }): CounterStatus {
+  return { count: c.count ?? 0, capacity: c.capacity ?? 0 };
+}
+
+function toList(l: { capacity?: number; values?: string[] | null }): ListStatus {
+  return { capacity: l.capacity ?? 0, values: l.values ?? [] };
+}
+
+function toPlayers(p: { count?: number; capacity?: number }): PlayerStatus {
+  return { count: p.count ?? 0, capacity: p.capacity ?? 0 };
+}
+
+function mapValues<I, O>(m: Record<string, I> | null | undefined, f: (v: I) => O): Readonly<Record<string, O>> {
+  if (m == null) return EMPTY;
+  const out: Record<string, O> = {};
+  for (const k of Object.keys(m)) out[k] = f(m[k] as I);
+  return out;
+}
+
+function setMap(meta: ObjectMeta, key: 'labels' | 'annotations', value: Readonly<Record<string, string>>): void {
+  if (Object.keys(value).length > 0 || meta[key] !== undefined) meta[key] = { ...value };
+}
+
+function setString(status: GameServerObjectStatus, key: 'address' | 'nodeName', value: string): void {
+  if (value !== '' || status[key] !== undefined) status[key] = value;
+}

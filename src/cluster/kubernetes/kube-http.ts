@@ -1,0 +1,168 @@
+// JSON requests to the API server with the KubeConfig's credentials over ONE keep-alive agent.
+// (@kubernetes/client-node 2.0's generated APIs build a new dispatcher, hence a new TLS
+// connection, per call; allocation writes are too hot for that.)
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+/** A non-2xx answer from the API server (or a transport failure, status 0). */
+export class KubernetesApiError extends Error {
+  override readonly name = 'KubernetesApiError';
+  /** HTTP status; 0 when no response arrived. */
+  readonly status: number;
+  /** metav1.Status reason, e.g. "Conflict", "NotFound", "Expired", "Forbidden". */
+  readonly reason: string;
+
+  constructor(status: number, reason: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export interface KubeResponse {
+  readonly status: number;
+  /** Parsed JSON body (undefined if the body is not JSON). */
+  readonly body: unknown;
+}
+
+export interface KubeRequestOptions {
+  readonly body?: unknown;
+  readonly signal?: AbortSignal;
+  /** Socket inactivity timeout; default 30 s. */
+  readonly timeoutMs?: number;
+}
+
+interface Credentials {
+  readonly headers: Readonly<Record<string, string>>;
+  readonly agent: http.Agent;
+  readonly expiresAt: number;
+  readonly tls: readonly (Buffer | string | undefined)[];
+}
+
+/** How long resolved credentials (token, client certificate) are reused before asking the KubeConfig again. */
+const CREDENTIALS_TTL_MS = 10_000;
+
+/** Minimal API server client: one request = one JSON round trip; HTTP errors are returned, not thrown. */
+export class KubeHttp {
+  readonly #kubeConfig: KubeConfig;
+  readonly #base: URL;
+  #credentials: Credentials | undefined;
+  #pending: Promise<Credentials> | undefined;
+  #closed = false;
+
+  constructor(kubeConfig: KubeConfig) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.#kubeConfig = kubeConfig;
+    this.#base = new URL(cluster.server.endsWith('/') ? cluster.server : `${cluster.server}/`);
+  }
+
+  /** The API server's base URL. */
+  get server(): string {
+    return this.#base.href;
+  }
+
+  /** Sends one request; resolves with any HTTP status, rejects on transport failure or abort (with the signal's reason). */
+  async request(method: string, path: string, opts: KubeRequestOptions = {}): Promise<KubeResponse> {
+    opts.signal?.throwIfAborted();
+    if (this.#closed) throw new KubernetesApiError(0, 'Closed', 'client closed');
+    const creds = await this.#resolveCredentials();
+    opts.signal?.throwIfAborted();
+    const url = new URL(path.replace(/^\//, ''), this.#base);
+    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const headers: Record<string, string> = { ...creds.headers, accept: 'application/json' };
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(payload.length);
+    }
+    const send = url.protocol === 'http:' ? http.request : https.request;
+    return await new Promise<KubeResponse>((resolve, reject) => {
+      const req = send(url, { method, headers, agent: creds.agent, signal: opts.signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown;
+          try {
+            body = text === '' ? undefined : JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+        res.on('error', (err) => reject(this.#transportError(err, method, url, opts.signal)));
+      });
+      req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`no response within ${opts.timeoutMs ?? 30_000} ms`)));
+      req.on('error', (err) => reject(this.#transportError(err, method, url, opts.signal)));
+      req.end(payload);
+    });
+  }
+
+  /** Closes idle keep-alive connections; later requests fail. */
+  close(): void {
+    this.#closed = true;
+    this.#credentials?.agent.destroy();
+  }
+
+  #transportError(err: Error, method: string, url: URL, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted) return signal.reason;
+    return new KubernetesApiError(0, 'TransportError', `${method} ${url.pathname}: ${err.message}`, { cause: err });
+  }
+
+  async #resolveCredentials(): Promise<Credentials> {
+    const c = this.#credentials;
+    if (c !== undefined && Date.now() < c.expiresAt) return c;
+    this.#pending ??= this.#loadCredentials().finally(() => (this.#pending = undefined));
+    return await this.#pending;
+  }
+
+  async #loadCredentials(): Promise<Credentials> {
+    const opts: https.RequestOptions & { headers?: Record<string, string> } = { headers: {} };
+    await this.#kubeConfig.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k.toLowerCase()] = String(v);
+    if (typeof opts.auth === 'string') headers['authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    const tls = [opts.ca, opts.cert, opts.key, String(opts.rejectUnauthorized), opts.servername].map((v) =>
+      Buffer.isBuffer(v) || typeof v === 'string' || v === undefined ? v : String(v),
+    );
+    const previous = this.#credentials;
+    let agent: http.Agent;
+    if (previous !== undefined && sameTls(previous.tls, tls)) {
+      agent = previous.agent;
+    } else {
+      const agentOpts = {
+        keepAlive: true,
+        keepAliveMsecs: 30_000,
+        maxSockets: 64,
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
+        ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+        ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
+      };
+      agent = this.#base.protocol === 'http:' ? new http.Agent(agentOpts) : new https.Agent(agentOpts);
+      // let in-flight requests on the old agent finish; it closes its sockets when idle
+      if (previous !== undefined) setTimeout(() => previous.agent.destroy(), 60_000).unref();
+    }
+    this.#credentials = { headers, agent, tls, expiresAt: Date.now() + CREDENTIALS_TTL_MS };
+    return this.#credentials;
+  }
+}
+
+function sameTls(a: readonly (Buffer | string | undefined)[], b: readonly (Buffer | string | undefined)[]): boolean {
+  return a.every((x, i) => {
+    const y = b[i];
+    if (Buffer.isBuffer(x) && Buffer.isBuffer(y)) return x.equals(y);
+    return x === y;
+  });
+}
+
+/** The metav1.Status message and reason of an error response. */
+export function statusOf(res: KubeResponse): { message: string; reason: string } {
+  const b = res.body as { message?: unknown; reason?: unknown } | undefined;
+  return {
+    message: typeof b?.message === 'string' ? b.message : `HTTP ${res.status}`,
+    reason: typeof b?.reason === 'string' ? b.reason : '',
+  };
+}

@@ -1,0 +1,305 @@
+// ClusterStore on a real cluster: one list+watch per served namespace fills a local cache of
+// agones.dev/v1 GameServers; update() PUTs the full stored object back with its resourceVersion
+// as precondition, so a concurrent change fails with StoreConflict instead of being overwritten.
+import { KubeConfig } from '@kubernetes/client-node';
+import { gameServerKey, type GameServer } from '../../allocation/types.ts';
+import { StoreConflict, StoreNotFound, type ClusterStore, type StoreListener } from '../store.ts';
+import {
+  compareResourceVersions,
+  toGameServer,
+  toGameServerObject,
+  type GameServerObject,
+} from './game-server-object.ts';
+import { KubeHttp, KubernetesApiError, statusOf } from './kube-http.ts';
+import { NamespaceReflector, describe, type ReflectorSink, type WatchEventType } from './namespace-reflector.ts';
+import { silentLogger, type StoreLogger } from './store-logger.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+export interface KubernetesStoreOptions {
+  /** A loaded KubeConfig, a kubeconfig file path, or 'in-cluster' (service-account token). */
+  readonly kubeConfig: KubeConfig | string;
+  /** Namespaces whose GameServers are served (one list+watch each). */
+  readonly namespaces: readonly string[];
+  readonly logger?: StoreLogger;
+  /** Write rate limit (updates per second); default 200; 0 = unlimited. */
+  readonly qps?: number;
+  /** Writes allowed at once above the rate; default 2 × qps. */
+  readonly burst?: number;
+  /** Items per page of the initial list; default 500. */
+  readonly listPageSize?: number;
+  /** Backoff between list/watch retries: first delay (default 250 ms) and cap (default 10 s). */
+  readonly minBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Timeout of one update() request; default 10 s. */
+  readonly writeTimeoutMs?: number;
+}
+
+/** One cached GameServer: the domain view and the stored object (JSON, without managedFields) to write back from. */
+interface Entry {
+  readonly gs: GameServer;
+  readonly raw: string;
+}
+
+/** Deleted keys remembered so that a late write response cannot resurrect them. */
+const TOMBSTONE_LIMIT = 10_000;
+
+/** Loads a KubeConfig from a path, 'in-cluster', or returns the given one. */
+export function loadKubeConfig(source: KubeConfig | string): KubeConfig {
+  if (source instanceof KubeConfig) return source;
+  const kc = new KubeConfig();
+  if (source === 'in-cluster') kc.loadFromCluster();
+  else kc.loadFromFile(source);
+  return kc;
+}
+
+export class KubernetesStore implements ClusterStore {
+  readonly #kubeConfig: KubeConfig;
+  readonly #namespaces: readonly string[];
+  readonly #log: StoreLogger;
+  readonly #http: KubeHttp;
+  readonly #limiter: TokenBucket;
+  readonly #opts: KubernetesStoreOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #byNamespace = new Map<string, Set<string>>();
+  readonly #tombstones = new Map<string, string>();
+  readonly #listeners = new Set<StoreListener>();
+  readonly #reflectors: NamespaceReflector[] = [];
+  #starting: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(opts: KubernetesStoreOptions) {
+    if (opts.namespaces.length === 0) throw new Error('KubernetesStore needs at least one namespace');
+    this.#opts = opts;
+    this.#kubeConfig = loadKubeConfig(opts.kubeConfig);
+    this.#namespaces = [...new Set(opts.namespaces)];
+    this.#log = opts.logger ?? silentLogger;
+    this.#http = new KubeHttp(this.#kubeConfig);
+    const qps = opts.qps ?? 200;
+    this.#limiter = new TokenBucket(qps, opts.burst ?? Math.max(1, Math.ceil(qps * 2)));
+    for (const ns of this.#namespaces) this.#byNamespace.set(ns, new Set());
+  }
+
+  get synced(): boolean {
+    return this.#reflectors.length > 0 && this.#reflectors.every((r) => r.synced);
+  }
+
+  /** Starts one list+watch per namespace; resolves when every initial list is in the cache. */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    if (this.#closed) throw new Error('KubernetesStore is closed');
+    const sink: ReflectorSink = {
+      replace: (ns, items, rv, relist) => this.#replace(ns, items, rv, relist),
+      event: (_ns, type, obj) => this.#event(type, obj),
+    };
+    for (const namespace of this.#namespaces) {
+      const reflector = new NamespaceReflector({
+        namespace,
+        kubeConfig: this.#kubeConfig,
+        http: this.#http,
+        sink,
+        logger: this.#log,
+        ...(this.#opts.listPageSize !== undefined ? { pageSize: this.#opts.listPageSize } : {}),
+        ...(this.#opts.minBackoffMs !== undefined ? { minBackoffMs: this.#opts.minBackoffMs } : {}),
+        ...(this.#opts.maxBackoffMs !== undefined ? { maxBackoffMs: this.#opts.maxBackoffMs } : {}),
+      });
+      this.#reflectors.push(reflector);
+      reflector.start();
+    }
+    const t0 = Date.now();
+    await Promise.all(this.#reflectors.map((r) => r.whenSynced));
+    this.#log.info(
+      { namespaces: this.#namespaces, gameServers: this.#entries.size, latencyMs: Date.now() - t0 },
+      'GameServer cache synced',
+    );
+  }
+
+  subscribe(listener: StoreListener): () => void {
+    for (const e of this.#entries.values()) listener.upsert(e.gs);
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  get(namespace: string, name: string): GameServer | undefined {
+    return this.#entries.get(`${namespace}/${name}`)?.gs;
+  }
+
+  /** Number of cached GameServers. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async update(next: GameServer, signal: AbortSignal): Promise<GameServer> {
+    signal.throwIfAborted();
+    const key = gameServerKey(next);
+    const entry = this.#entries.get(key);
+    if (entry === undefined) throw new StoreNotFound(`GameServer ${key} not found`);
+    if (entry.gs.resourceVersion !== next.resourceVersion) {
+      // we only hold the stored object at the cached version: writing from it would be a blind overwrite
+      throw new StoreConflict(`GameServer ${key} changed (cached ${entry.gs.resourceVersion}, wrote ${next.resourceVersion})`);
+    }
+    await this.#limiter.take(signal);
+    const body = toGameServerObject(next, JSON.parse(entry.raw) as GameServerObject);
+    const path = `/apis/agones.dev/v1/namespaces/${encodeURIComponent(next.namespace)}/gameservers/${encodeURIComponent(next.name)}`;
+    const res = await this.#http.request('PUT', path, { body, signal, timeoutMs: this.#opts.writeTimeoutMs ?? 10_000 });
+    switch (res.status) {
+      case 200:
+      case 201: {
+        const stored = this.#applyWrite(res.body as GameServerObject);
+        return stored;
+      }
+      case 409:
+        throw new StoreConflict(`GameServer ${key}: ${statusOf(res).message}`);
+      case 404:
+        throw new StoreNotFound(`GameServer ${key}: ${statusOf(res).message}`);
+      default: {
+        const s = statusOf(res);
+        throw new KubernetesApiError(res.status, s.reason, `update GameServer ${key}: ${s.message}`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#reflectors.map((r) => r.stop()));
+    this.#http.close();
+    this.#listeners.clear();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // cache maintenance
+
+  /** A write succeeded: cache its result now (the watch event, when it comes, is then a no-op). */
+  #applyWrite(obj: GameServerObject): GameServer {
+    const key = keyOf(obj);
+    const rv = obj.metadata.resourceVersion ?? '';
+    const gone = this.#tombstones.get(key);
+    const cached = this.#entries.get(key);
+    if ((gone !== undefined && isNotNewer(rv, gone)) || (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion))) {
+      return toGameServer(obj); // the cache already knows something newer
+    }
+    return this.#put(key, obj);
+  }
+
+  #event(type: WatchEventType, obj: GameServerObject): void {
+    const key = keyOf(obj);
+    const rv = obj.metadata.resourceVersion ?? '';
+    const cached = this.#entries.get(key);
+    if (type === 'DELETED') {
+      if (cached !== undefined && compareResourceVersions(rv, cached.gs.resourceVersion) === -1) return;
+      this.#remember(key, rv);
+      if (cached !== undefined) this.#drop(key, cached.gs);
+      return;
+    }
+    if (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion)) return; // stale or already applied
+    const gone = this.#tombstones.get(key);
+    if (gone !== undefined) {
+      if (isNotNewer(rv, gone)) return;
+      this.#tombstones.delete(key);
+    }
+    this.#put(key, obj);
+  }
+
+  #replace(namespace: string, items: readonly GameServerObject[], listRv: string, relist: boolean): void {
+    const keys = this.#byNamespace.get(namespace) ?? new Set<string>();
+    const seen = new Set<string>();
+    const changed: GameServer[] = [];
+    const removed: GameServer[] = [];
+    for (const obj of items) {
+      const key = keyOf(obj);
+      seen.add(key);
+      this.#tombstones.delete(key);
+      const cached = this.#entries.get(key);
+      // keep what our own write cached after the list was taken
+      if (cached !== undefined && isNotNewer(obj.metadata.resourceVersion ?? '', cached.gs.resourceVersion)) continue;
+      changed.push(this.#store(key, obj));
+    }
+    for (const key of [...keys]) {
+      if (seen.has(key)) continue;
+      const cached = this.#entries.get(key);
+      if (cached === undefined || compareResourceVersions(cached.gs.resourceVersion, listRv) === 1) continue;
+      this.#entries.delete(key);
+      keys.delete(key);
+      this.#remember(key, listRv); // absent as of the list: a late write response must not bring it back
+      removed.push(cached.gs);
+    }
+    if (!relist) {
+      for (const gs of changed) this.#notify((l) => l.upsert(gs));
+      return;
+    }
+    this.#log.info({ namespace, gameServers: seen.size, removed: removed.length, resourceVersion: listRv }, 'GameServers relisted');
+    for (const l of this.#listeners) {
+      if (l.reset !== undefined) {
+        this.#call(() => l.reset?.());
+        for (const e of this.#entries.values()) this.#call(() => l.upsert(e.gs));
+      } else {
+        for (const gs of removed) this.#call(() => l.remove(gs.namespace, gs.name));
+        for (const gs of changed) this.#call(() => l.upsert(gs));
+      }
+    }
+  }
+
+  /** Caches obj and tells the listeners. */
+  #put(key: string, obj: GameServerObject): GameServer {
+    const gs = this.#store(key, obj);
+    this.#notify((l) => l.upsert(gs));
+    return gs;
+  }
+
+  /** Caches obj without telling anyone. */
+  #store(key: string, obj: GameServerObject): GameServer {
+    const gs = toGameServer(obj);
+    const managedFields = obj.metadata.managedFields;
+    delete obj.metadata.managedFields; // often the largest part; the API server keeps it when omitted
+    const raw = JSON.stringify(obj);
+    if (managedFields !== undefined) obj.metadata.managedFields = managedFields;
+    this.#entries.set(key, { gs, raw });
+    let keys = this.#byNamespace.get(gs.namespace);
+    if (keys === undefined) this.#byNamespace.set(gs.namespace, (keys = new Set()));
+    keys.add(key);
+    return gs;
+  }
+
+  #drop(key: string, gs: GameServer): void {
+    this.#entries.delete(key);
+    this.#byNamespace.get(gs.namespace)?.delete(key);
+    this.#notify((l) => l.remove(gs.namespace, gs.name));
+  }
+
+  #remember(key: string, rv: string): void {
+    this.#tombstones.delete(key);
+    this.#tombstones.set(key, rv);
+    if (this.#tombstones.size > TOMBSTONE_LIMIT) {
+      const oldest = this.#tombstones.keys().next();
+      if (oldest.done !== true) this.#tombstones.delete(oldest.value);
+    }
+  }
+
+  #notify(f: (l: StoreListener) => void): void {
+    for (const l of this.#listeners) this.#call(() => f(l));
+  }
+
+  #call(f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      this.#log.error({ err: describe(err) }, 'GameServer store listener threw');
+    }
+  }
+}
+
+function keyOf(obj: GameServerObject): string {
+  return `${obj.metadata.namespace ?? ''}/${obj.metadata.name ?? ''}`;
+}
+
+/** True when `rv` is known to be the same as or older than `than`. */
+function isNotNewer(rv: string, than: string): boolean {
+  const c = compareResourceVersions(rv, than);
+  return c !== undefined && c <= 0;
+}

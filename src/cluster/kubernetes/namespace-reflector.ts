@@ -1,0 +1,246 @@
+// List + watch of the GameServers in one namespace, forever: pages through the initial list,
+// watches from its resourceVersion, resumes after disconnects, relists when the version expired
+// (410 Gone), backs off while the API server is unreachable.
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { KubernetesApiError, statusOf, type KubeHttp } from './kube-http.ts';
+import type { GameServerObject } from './game-server-object.ts';
+import type { StoreLogger } from './store-logger.ts';
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+/** Where a reflector delivers what it learns. */
+export interface ReflectorSink {
+  /** The namespace's complete contents at `resourceVersion`; `relist` = not the first list. */
+  replace(namespace: string, items: readonly GameServerObject[], resourceVersion: string, relist: boolean): void;
+  /** One watch event. */
+  event(namespace: string, type: WatchEventType, obj: GameServerObject): void;
+}
+
+export interface ReflectorOptions {
+  readonly namespace: string;
+  readonly kubeConfig: KubeConfig;
+  readonly http: KubeHttp;
+  readonly sink: ReflectorSink;
+  readonly logger: StoreLogger;
+  /** Items per list page; default 500. */
+  readonly pageSize?: number;
+  /** First retry delay after a failure; default 250 ms, doubling up to maxBackoffMs. */
+  readonly minBackoffMs?: number;
+  /** Default 10 s. */
+  readonly maxBackoffMs?: number;
+}
+
+const GROUP_VERSION = '/apis/agones.dev/v1';
+
+/** Keeps one namespace's GameServers flowing into a sink until stop(). */
+export class NamespaceReflector {
+  readonly namespace: string;
+  readonly #opts: ReflectorOptions;
+  readonly #watch: Watch;
+  readonly #path: string;
+  readonly #stopController = new AbortController();
+  #watchController: AbortController | undefined;
+  #synced = false;
+  #resolveSynced!: () => void;
+  #loop: Promise<void> | undefined;
+  /** Resolves after the first complete list. */
+  readonly whenSynced: Promise<void>;
+
+  constructor(opts: ReflectorOptions) {
+    this.namespace = opts.namespace;
+    this.#opts = opts;
+    this.#watch = new Watch(opts.kubeConfig);
+    this.#path = `${GROUP_VERSION}/namespaces/${encodeURIComponent(opts.namespace)}/gameservers`;
+    this.whenSynced = new Promise((resolve) => (this.#resolveSynced = resolve));
+  }
+
+  /** True once the first list has been delivered. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopController.abort(new Error('reflector stopped'));
+    this.#watchController?.abort();
+    await this.#loop;
+  }
+
+  get #stopped(): boolean {
+    return this.#stopController.signal.aborted;
+  }
+
+  async #run(): Promise<void> {
+    const log = this.#opts.logger;
+    const minBackoff = this.#opts.minBackoffMs ?? 250;
+    const maxBackoff = this.#opts.maxBackoffMs ?? 10_000;
+    let backoff = minBackoff;
+    let failures = 0;
+    let resourceVersion = '';
+    let listed = false;
+    while (!this.#stopped) {
+      try {
+        if (resourceVersion === '') {
+          resourceVersion = await this.#list(listed);
+          if (!listed) {
+            listed = true;
+            this.#synced = true;
+            this.#resolveSynced();
+          }
+        }
+        const started = Date.now();
+        const result = await this.#watchFrom(resourceVersion);
+        if (this.#stopped) break;
+        if (failures > 0) log.info({ namespace: this.namespace, failures }, 'GameServer watch re-established');
+        if (result.expired) {
+          log.info({ namespace: this.namespace, resourceVersion }, 'GameServer watch expired (410 Gone); relisting');
+          resourceVersion = '';
+        } else {
+          resourceVersion = result.resourceVersion;
+        }
+        if (result.events > 0 || Date.now() - started > 5_000 || result.expired) {
+          failures = 0;
+          backoff = minBackoff;
+          continue;
+        }
+        // closed at once without news: do not spin on a server that keeps hanging up
+        await this.#sleep(jitter(backoff));
+        backoff = Math.min(maxBackoff, backoff * 2);
+      } catch (err) {
+        if (this.#stopped) break;
+        if (err instanceof KubernetesApiError && err.status === 410) {
+          log.info({ namespace: this.namespace }, 'GameServer list continuation expired; listing again');
+          resourceVersion = '';
+          continue;
+        }
+        failures++;
+        const delay = jitter(backoff);
+        log.warn(
+          { namespace: this.namespace, err: describe(err), failures, retryInMs: Math.round(delay) },
+          listed ? 'GameServer watch failed; retrying' : 'GameServer initial list failed; retrying',
+        );
+        await this.#sleep(delay);
+        backoff = Math.min(maxBackoff, backoff * 2);
+      }
+    }
+  }
+
+  /** Lists every page; hands the result to the sink; returns the list's resourceVersion. */
+  async #list(relist: boolean): Promise<string> {
+    const items: GameServerObject[] = [];
+    let cont = '';
+    let resourceVersion = '';
+    do {
+      const query = new URLSearchParams({ limit: String(this.#opts.pageSize ?? 500) });
+      if (cont !== '') query.set('continue', cont);
+      const res = await this.#opts.http.request('GET', `${this.#path}?${query}`, { signal: this.#stopController.signal, timeoutMs: 60_000 });
+      if (res.status !== 200) {
+        const s = statusOf(res);
+        throw new KubernetesApiError(res.status, s.reason, `list GameServers in ${this.namespace}: ${s.message}`);
+      }
+      const list = res.body as { items?: GameServerObject[] | null; metadata?: { resourceVersion?: string; continue?: string } };
+      for (const item of list.items ?? []) {
+        item.metadata.namespace ??= this.namespace;
+        items.push(item);
+      }
+      cont = list.metadata?.continue ?? '';
+      resourceVersion = list.metadata?.resourceVersion ?? '';
+    } while (cont !== '');
+    if (this.#stopped) return resourceVersion;
+    this.#opts.sink.replace(this.namespace, items, resourceVersion, relist);
+    return resourceVersion;
+  }
+
+  /** One watch connection; resolves when it ends (the last resourceVersion seen, or expired). */
+  #watchFrom(resourceVersion: string): Promise<{ resourceVersion: string; expired: boolean; events: number }> {
+    return new Promise((resolve, reject) => {
+      let last = resourceVersion;
+      let expired = false;
+      let events = 0;
+      let failure: unknown;
+      const onEvent = (type: string, obj: unknown): void => {
+        try {
+          const o = obj as GameServerObject & { code?: number; message?: string; reason?: string };
+          switch (type) {
+            case 'ADDED':
+            case 'MODIFIED':
+            case 'DELETED':
+              events++;
+              o.metadata.namespace ??= this.namespace;
+              this.#opts.sink.event(this.namespace, type, o);
+              last = o.metadata.resourceVersion ?? last;
+              break;
+            case 'BOOKMARK':
+              last = o.metadata?.resourceVersion ?? last;
+              break;
+            case 'ERROR':
+              if (o.code === 410) expired = true;
+              else failure = new KubernetesApiError(o.code ?? 0, o.reason ?? '', `watch GameServers in ${this.namespace}: ${o.message ?? 'error event'}`);
+              break;
+            default:
+              break;
+          }
+        } catch (err) {
+          // the Watch swallows callback exceptions: report them here
+          this.#opts.logger.error({ namespace: this.namespace, err: describe(err) }, 'GameServer watch event handling failed');
+        }
+      };
+      const onDone = (err: unknown): void => {
+        this.#watchController = undefined;
+        if (this.#stopped) return resolve({ resourceVersion: last, expired: false, events });
+        const status = (err as { statusCode?: number } | null)?.statusCode;
+        if (expired || status === 410) return resolve({ resourceVersion: last, expired: true, events });
+        if (failure !== undefined) return reject(failure);
+        // an inactivity timeout of the client (no event for 30 s) is a normal end: resume
+        if (err && (err as { name?: string }).name !== 'TimeoutError') {
+          return reject(status ? new KubernetesApiError(status, '', `watch GameServers in ${this.namespace}: HTTP ${status}`) : err);
+        }
+        resolve({ resourceVersion: last, expired: false, events });
+      };
+      const query = {
+        resourceVersion,
+        allowWatchBookmarks: true,
+        // the server ends the watch after this; client-go picks 5–10 min, likewise
+        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+      };
+      this.#watch.watch(this.#path, query, onEvent, onDone).then(
+        (controller) => {
+          this.#watchController = controller;
+          if (this.#stopped) controller.abort();
+        },
+        (err: unknown) => reject(err),
+      );
+    });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    const signal = this.#stopController.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      }, ms);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+function jitter(ms: number): number {
+  return ms * (0.8 + Math.random() * 0.4);
+}
+
+/** A short, loggable description of an error (with its cause, e.g. ECONNREFUSED). */
+export function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  const code = (err as { code?: unknown }).code;
+  return `${err.message}${cause}${typeof code === 'string' ? ` (${code})` : ''}`;
+}

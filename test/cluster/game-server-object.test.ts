@@ -1,0 +1,155 @@
+// GameServer object <-> domain conversion, resourceVersion ordering, the write rate limiter.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  compareResourceVersions,
+  toGameServer,
+  toGameServerObject,
+  type GameServerObject,
+} from '../../src/cluster/kubernetes/game-server-object.ts';
+import { TokenBucket } from '../../src/cluster/kubernetes/token-bucket.ts';
+
+const stored = (): GameServerObject => ({
+  apiVersion: 'agones.dev/v1',
+  kind: 'GameServer',
+  metadata: {
+    name: 'gs-1',
+    namespace: 'ns',
+    uid: 'u-1',
+    resourceVersion: '41',
+    generation: 1,
+    labels: { 'agones.dev/fleet': 'f' },
+    annotations: { a: 'b' },
+    ownerReferences: [{ kind: 'GameServerSet', name: 'set' }],
+    managedFields: [{ manager: 'agones', operation: 'Update' }],
+  },
+  spec: { container: 'game', ports: [{ name: 'default', containerPort: 7654 }], template: { spec: { containers: [] } } },
+  status: {
+    state: 'Ready',
+    address: '10.0.0.1',
+    addresses: [{ type: 'InternalIP', address: '10.0.0.1' }],
+    ports: [{ name: 'default', port: 7001 }],
+    nodeName: 'node-1',
+    reservedUntil: null,
+    players: { count: 1, capacity: 4, ids: ['p1'] },
+    counters: { rooms: { count: 1, capacity: 5 } },
+    lists: { players: { capacity: 4, values: ['p1'] } },
+    eviction: { safe: 'Never' },
+  },
+});
+
+test('toGameServer reads every field the gateway uses', () => {
+  const gs = toGameServer(stored());
+  assert.deepEqual(gs, {
+    namespace: 'ns',
+    name: 'gs-1',
+    resourceVersion: '41',
+    labels: { 'agones.dev/fleet': 'f' },
+    annotations: { a: 'b' },
+    state: 'Ready',
+    address: '10.0.0.1',
+    addresses: [{ type: 'InternalIP', address: '10.0.0.1' }],
+    ports: [{ name: 'default', port: 7001 }],
+    nodeName: 'node-1',
+    counters: { rooms: { count: 1, capacity: 5 } },
+    lists: { players: { capacity: 4, values: ['p1'] } },
+    players: { count: 1, capacity: 4 },
+    deleting: false,
+  });
+  assert.ok(Object.isFrozen(gs));
+});
+
+test('toGameServer tolerates a bare object and flags deletion', () => {
+  const gs = toGameServer({ metadata: { name: 'x', namespace: 'n', resourceVersion: '1', deletionTimestamp: '2026-01-01T00:00:00Z' } });
+  assert.equal(gs.state, '');
+  assert.deepEqual([gs.labels, gs.annotations, gs.counters, gs.lists], [{}, {}, {}, {}]);
+  assert.deepEqual([gs.addresses, gs.ports], [[], []]);
+  assert.equal(gs.players, null);
+  assert.equal(gs.deleting, true);
+});
+
+test('toGameServerObject lays the domain over the stored object and keeps the rest', () => {
+  const base = stored();
+  const before = structuredClone(base);
+  const gs = toGameServer(base);
+  const obj = toGameServerObject(
+    {
+      ...gs,
+      state: 'Allocated',
+      labels: { ...gs.labels, x: 'y' },
+      annotations: {},
+      counters: { rooms: { count: 2, capacity: 5 }, extra: { count: 0, capacity: 1 } },
+      lists: { players: { capacity: 4, values: ['p1', 'p2'] } },
+      players: { count: 2, capacity: 4 },
+    },
+    base,
+  );
+  assert.deepEqual(base, before, 'base untouched');
+  assert.equal(obj.metadata.resourceVersion, '41');
+  assert.equal(obj.metadata.managedFields, undefined, 'managedFields omitted (kept by the API server)');
+  assert.equal(obj.metadata['uid'], 'u-1');
+  assert.deepEqual(obj.metadata['ownerReferences'], before.metadata['ownerReferences']);
+  assert.deepEqual(obj.metadata.labels, { 'agones.dev/fleet': 'f', x: 'y' });
+  assert.deepEqual(obj.metadata.annotations, {}, 'removed annotations are removed');
+  assert.deepEqual(obj.spec, before.spec);
+  assert.equal(obj.status?.state, 'Allocated');
+  assert.deepEqual(obj.status?.players, { count: 2, capacity: 4, ids: ['p1'] });
+  assert.deepEqual(obj.status?.counters, { rooms: { count: 2, capacity: 5 }, extra: { count: 0, capacity: 1 } });
+  assert.deepEqual(obj.status?.lists, { players: { capacity: 4, values: ['p1', 'p2'] } });
+  assert.equal(obj.status?.['reservedUntil'], null);
+  assert.deepEqual(obj.status?.['eviction'], { safe: 'Never' });
+  assert.deepEqual(toGameServer({ ...obj, metadata: { ...obj.metadata } }), {
+    ...toGameServer(obj),
+  });
+});
+
+test('a round trip without changes reproduces the stored object (minus managedFields)', () => {
+  const base = stored();
+  const obj = toGameServerObject(toGameServer(base), base);
+  const expected = structuredClone(base);
+  delete expected.metadata.managedFields;
+  assert.deepEqual(obj, expected);
+});
+
+test('toGameServerObject adds no empty fields the stored object lacked', () => {
+  const base: GameServerObject = { apiVersion: 'agones.dev/v1', kind: 'GameServer', metadata: { name: 'b', namespace: 'n', resourceVersion: '7' }, status: { state: 'Ready' } };
+  const obj = toGameServerObject({ ...toGameServer(base), state: 'Allocated' }, base);
+  assert.deepEqual(obj, { ...base, status: { state: 'Allocated' } });
+});
+
+test('compareResourceVersions orders decimal versions numerically, refuses to guess otherwise', () => {
+  assert.equal(compareResourceVersions('9', '10'), -1);
+  assert.equal(compareResourceVersions('100', '99'), 1);
+  assert.equal(compareResourceVersions('123', '124'), -1);
+  assert.equal(compareResourceVersions('5', '5'), 0);
+  assert.equal(compareResourceVersions('abc', 'abc'), 0);
+  assert.equal(compareResourceVersions('abc', '5'), undefined);
+  assert.equal(compareResourceVersions('', '5'), undefined);
+  assert.equal(compareResourceVersions('18446744073709551615', '18446744073709551614'), 1);
+});
+
+test('TokenBucket: burst at once, then one token per 1/qps, in call order', () => {
+  let now = 0;
+  const b = new TokenBucket(10, 2, () => now);
+  assert.deepEqual([b.reserve(), b.reserve()], [0, 0]);
+  assert.equal(b.reserve(), 100);
+  assert.equal(b.reserve(), 200);
+  now = 1_000;
+  assert.equal(b.reserve(), 0, 'refilled (capped at burst)');
+  assert.equal(b.reserve(), 0);
+  assert.equal(b.reserve(), 100);
+  b.cancel();
+  assert.equal(b.reserve(), 100, 'a cancelled reservation is given back');
+  assert.equal(new TokenBucket(0, 0).reserve(), 0, 'qps 0 = unlimited');
+});
+
+test('TokenBucket.take rejects with the signal reason and returns the token', async () => {
+  const b = new TokenBucket(1, 1);
+  await b.take();
+  const ac = new AbortController();
+  const waiting = b.take(ac.signal);
+  const reason = new Error('gone');
+  ac.abort(reason);
+  await assert.rejects(waiting, (e) => e === reason);
+  await assert.rejects(b.take(AbortSignal.abort(reason)), (e) => e === reason);
+});

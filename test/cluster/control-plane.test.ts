@@ -48,12 +48,17 @@ describe('test control plane', { skip }, () => {
     assert.equal(review.status, 201);
     assert.equal(review.body.status.allowed, false);
     await cp.grant('gw-test-read-gameservers', [{ apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['get', 'list', 'watch'] }]);
-    const again = await cp.request('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
-      apiVersion: 'authorization.k8s.io/v1',
-      kind: 'SubjectAccessReview',
-      spec: { user: cp.saUser, groups: ['system:serviceaccounts'], resourceAttributes: { group: 'agones.dev', resource: 'gameservers', verb: 'list' } },
-    });
-    assert.equal(again.body.status.allowed, true);
+    // the RBAC authorizer learns of the binding through its informer: poll briefly
+    let allowed = false;
+    for (const end = Date.now() + 5_000; !allowed && Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      const again = await cp.request('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: { user: cp.saUser, groups: ['system:serviceaccounts'], resourceAttributes: { group: 'agones.dev', resource: 'gameservers', verb: 'list' } },
+      });
+      allowed = again.body.status.allowed === true;
+    }
+    assert.equal(allowed, true);
   });
 
   test('a GameServer round trip survives an API server restart', async () => {

@@ -667,6 +667,11 @@ async function installCrds(request: (m: string, p: string, b?: unknown) => Promi
     });
     const version: string = crd.spec.versions.find((v: Json) => v.storage)?.name ?? crd.spec.versions[0].name;
     // discovery lags Established by a moment: wait until the resource actually lists
-    await waitUntil(`list ${name}`, 30_000, async () => (await request('GET', `/apis/${crd.spec.group}/${version}/${crd.spec.names.plural}?limit=1`)).status === 200);
+    const resource = `/apis/${crd.spec.group}/${version}/${crd.spec.names.plural}`;
+    await waitUntil(`list ${name}`, 30_000, async () => (await request('GET', `${resource}?limit=1`)).status === 200);
+    // the first write of a fresh API server to a new custom resource stalls ~2 s: take it here, not in a test
+    const probe = { apiVersion: `${crd.spec.group}/${version}`, kind: crd.spec.names.kind, metadata: { name: 'warm-up' } };
+    const nsPath = resource.replace(`/${crd.spec.names.plural}`, `/namespaces/default/${crd.spec.names.plural}`);
+    await request('POST', `${nsPath}?dryRun=All`, probe);
   }
 }

@@ -87,6 +87,8 @@ export class GrpcServer {
         err ? reject(err) : resolve(port),
       );
     });
+    // Until the certificates reach the listener it drops every connection.
+    await this.#opts.tls.delivered();
     return this.#port;
   }
 

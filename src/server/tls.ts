@@ -140,8 +140,19 @@ export class TlsWatcher implements CertificateProvider {
 
   // First values are delivered on a later tick: grpc-js registers its own watcher only after
   // adding ours, and would miss a synchronous update (it then drops every connection).
+  #deliveries: Promise<void>[] = [];
+
+  #later(fn: () => void): void {
+    this.#deliveries.push(new Promise((resolve) => setImmediate(() => resolve(fn()))));
+  }
+
+  /** Resolves once every listener added so far has received its first certificates. */
+  async delivered(): Promise<void> {
+    await Promise.all(this.#deliveries);
+  }
+
   addCaCertificateListener(l: CaCertificateUpdateListener): void {
-    setImmediate(() => l({ caCertificate: this.#material.ca }));
+    this.#later(() => l({ caCertificate: this.#material.ca }));
     this.#caListeners.set(l, this.onChange((m) => l({ caCertificate: m.ca })));
   }
 
@@ -151,7 +162,7 @@ export class TlsWatcher implements CertificateProvider {
   }
 
   addIdentityCertificateListener(l: IdentityCertificateUpdateListener): void {
-    setImmediate(() => l({ certificate: this.#material.cert, privateKey: this.#material.key }));
+    this.#later(() => l({ certificate: this.#material.cert, privateKey: this.#material.key }));
     this.#idListeners.set(l, this.onChange((m) => l({ certificate: m.cert, privateKey: m.key })));
   }
 

@@ -111,7 +111,8 @@ describe('certificate rotation without restart', async () => {
   test('a CA added to the client-CA directory is trusted, a removed one no longer', async (t) => {
     const certs = devCerts(t);
     const other = makeCerts(join(certs.dir, 'other'), 'partner');
-    const gw = await startGateway(t, { certs, gameServers: readyPool(10) });
+    // Each accepted poll below allocates one; leave plenty.
+    const gw = await startGateway(t, { certs, gameServers: readyPool(200) });
     const partner = () => gw.client(other.client).allocate({ namespace: 'default' }, { deadline: 2_000 });
     assert.equal((await caught<AllocatorError>(partner())).codeName, 'UNAVAILABLE');
     copyFileSync(other.caFile, join(certs.clientCaDir, 'partner.crt'));

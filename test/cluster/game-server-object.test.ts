@@ -7,6 +7,7 @@ import {
   toGameServerObject,
   type GameServerObject,
 } from '../../src/cluster/kubernetes/game-server-object.ts';
+import { ObjectPacker } from '../../src/cluster/kubernetes/packed-object.ts';
 import { TokenBucket } from '../../src/cluster/kubernetes/token-bucket.ts';
 
 const stored = (): GameServerObject => ({
@@ -152,4 +153,32 @@ test('TokenBucket.take rejects with the signal reason and returns the token', as
   ac.abort(reason);
   await assert.rejects(waiting, (e) => e === reason);
   await assert.rejects(b.take(AbortSignal.abort(reason)), (e) => e === reason);
+});
+
+test('ObjectPacker: round trip without managedFields; specs that differ only in ports are held once', () => {
+  const packer = new ObjectPacker();
+  const a = stored();
+  const b = structuredClone(a);
+  b.metadata.name = 'gs-2';
+  (b.spec as { ports: { hostPort?: number }[] }).ports[0]!.hostPort = 7002;
+  const pa = packer.pack(a);
+  const pb = packer.pack(b);
+  assert.equal(packer.sharedSpecs, 1);
+  assert.equal(pa.sharedSpec, pb.sharedSpec);
+  const expected = structuredClone(b);
+  delete expected.metadata.managedFields;
+  assert.deepEqual(packer.unpack(pb), expected);
+  assert.notEqual(packer.unpack(pb), packer.unpack(pb), 'each unpack is a fresh copy');
+  assert.equal(a.metadata.managedFields !== undefined, true, 'pack does not modify its input');
+  const other = structuredClone(a);
+  other.spec = { container: 'other' };
+  const po = packer.pack(other);
+  assert.equal(packer.sharedSpecs, 2);
+  packer.release(pa);
+  assert.equal(packer.sharedSpecs, 2);
+  packer.release(pb);
+  packer.release(po);
+  assert.equal(packer.sharedSpecs, 0);
+  const bare = packer.pack({ metadata: { name: 'x' } });
+  assert.deepEqual(packer.unpack(bare), { metadata: { name: 'x' } });
 });

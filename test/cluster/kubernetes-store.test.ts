@@ -93,7 +93,7 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     store.subscribe(l);
     const t0 = performance.now();
     const created = await plane().createGameServer(ns, { name: 'late', state: 'Ready', ports: [{ name: 'p', port: 7100 }] });
-    const gs = await eventually('late GameServer cached', () => store.get(ns, 'late'), 2_000);
+    const gs = await eventually('late GameServer cached', () => store.get(ns, 'late'), 5_000);
     console.log(`watch latency: ${(performance.now() - t0).toFixed(1)} ms from POST to cache`);
     assert.equal(gs.state, 'Ready');
     assert.equal(gs.resourceVersion, created.metadata.resourceVersion);

@@ -1,0 +1,204 @@
+// Calls remote allocators (agones-allocator or another gateway) for one target: endpoints
+// tried with a rotating start, each through its circuit breaker, each attempt bounded by the
+// route's budget, and fallback only where it cannot allocate twice.
+import * as grpc from '@grpc/grpc-js';
+import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
+import { ChannelPool, waitConnected, type RemoteStub, type RemoteTls } from './channel-pool.ts';
+import { BreakerOpen, EndpointBreakers, type BreakerSettings, type BreakerState } from './endpoint-breakers.ts';
+import type { WireGetCapacityResponse } from './gateway-proto.ts';
+import { ambiguous, classify, codeName, maybeSent, type Outcome } from './outcome.ts';
+
+/** A remote destination: one policy's endpoints and TLS. */
+export interface RemoteTarget {
+  /** Name in reports and metrics. */
+  readonly name: string;
+  /** Normalised host:port endpoints. */
+  readonly endpoints: readonly string[];
+  readonly tls: RemoteTls | null;
+  /** PEM CA bundle of the remote's server certificate; "" = none. */
+  readonly serverCa: string;
+}
+
+/** The route's deadline budget as the remote client uses it. */
+export interface AttemptBudget {
+  remainingMs(): number;
+  forAttempt(capMs: number, minUsefulMs?: number): number | null;
+}
+
+export interface RemoteCallOptions {
+  readonly budget: AttemptBudget;
+  /** Forwarded as `idempotency-key` metadata; also allows fallback after an ambiguous failure. */
+  readonly idempotencyKey: string | null;
+  readonly reqId: string;
+  readonly signal: AbortSignal;
+}
+
+/** Outcome of one attempt, plus the ways an attempt can end without a remote status. */
+export type AttemptOutcome = Outcome | 'breaker-open' | 'no-budget';
+
+export interface RemoteAttempt {
+  readonly endpoint: string;
+  readonly outcome: AttemptOutcome;
+  /** Status code name ("UNAVAILABLE", "422"), or "" when no call was made. */
+  readonly code: string;
+  readonly message: string;
+  readonly latencyMs: number;
+  /** The request may have reached the remote. */
+  readonly sent: boolean;
+  /** Sent, and the reply was lost: the remote may have allocated. */
+  readonly ambiguous: boolean;
+}
+
+export type RemoteResult =
+  | { readonly ok: true; readonly response: WireAllocationResponse; readonly endpoint: string; readonly attempts: readonly RemoteAttempt[] }
+  | { readonly ok: false; readonly attempts: readonly RemoteAttempt[] };
+
+/** A remote's GetCapacity answer, or why there is none. */
+export type CapacityAnswer =
+  | { readonly kind: 'capacity'; readonly response: WireGetCapacityResponse; readonly endpoint: string }
+  | { readonly kind: 'unimplemented' }
+  | { readonly kind: 'error'; readonly message: string };
+
+export interface RemoteClientOptions {
+  /** Cap on one attempt (connect + call). */
+  readonly attemptTimeoutMs: number;
+  /** Cap on waiting for a connection before an attempt (a dead or black-holed remote). */
+  readonly connectTimeoutMs: number;
+  /** No attempt starts with less than this left in the budget. */
+  readonly minAttemptMs: number;
+  readonly breaker: BreakerSettings;
+  readonly onBreakerState?: (target: string, endpoint: string, state: BreakerState) => void;
+  readonly onChannelRebuild?: (endpoint: string) => void;
+}
+
+interface CallError {
+  code: number;
+  details: string;
+}
+
+export class RemoteClient {
+  readonly #opts: RemoteClientOptions;
+  readonly #pool: ChannelPool;
+  readonly #breakers: EndpointBreakers;
+  readonly #rotation = new Map<string, number>();
+  readonly #targetOf = new Map<string, string>();
+
+  constructor(opts: RemoteClientOptions) {
+    this.#opts = opts;
+    this.#pool = new ChannelPool(opts.onChannelRebuild ? { onRebuild: opts.onChannelRebuild } : {});
+    this.#breakers = new EndpointBreakers(opts.breaker, (endpoint, state) =>
+      opts.onBreakerState?.(this.#targetOf.get(endpoint) ?? '', endpoint, state),
+    );
+  }
+
+  /** Endpoints of a target in the order the next request tries them (rotating start). */
+  order(target: RemoteTarget, advance = false): string[] {
+    const key = target.endpoints.join(',');
+    const n = this.#rotation.get(key) ?? 0;
+    if (advance) this.#rotation.set(key, (n + 1) % Math.max(1, target.endpoints.length));
+    const start = n % Math.max(1, target.endpoints.length);
+    return [...target.endpoints.slice(start), ...target.endpoints.slice(0, start)];
+  }
+
+  breakerState(endpoint: string): BreakerState {
+    return this.#breakers.state(endpoint);
+  }
+
+  /** Starts connecting to a target's endpoints (e.g. when policies load). */
+  warm(target: RemoteTarget): void {
+    for (const e of target.endpoints) this.#pool.warm(e, target.tls, target.serverCa);
+  }
+
+  /** One allocation on a target; never throws. */
+  async allocate(target: RemoteTarget, request: WireAllocationRequest, opts: RemoteCallOptions): Promise<RemoteResult> {
+    const attempts: RemoteAttempt[] = [];
+    for (const endpoint of this.order(target, true)) {
+      this.#targetOf.set(endpoint, target.name);
+      if (opts.signal.aborted) break;
+      const deadline = opts.budget.forAttempt(this.#opts.attemptTimeoutMs, this.#opts.minAttemptMs);
+      if (deadline === null) {
+        attempts.push({ endpoint, outcome: 'no-budget', code: '', message: `less than ${this.#opts.minAttemptMs} ms left of the caller's deadline; not attempted`, latencyMs: 0, sent: false, ambiguous: false });
+        break;
+      }
+      const started = performance.now();
+      const stub = this.#pool.get(endpoint, target.tls, target.serverCa);
+      let attempt: RemoteAttempt;
+      try {
+        const response = await this.#breakers.fire(endpoint, () => this.#call(stub, endpoint, request, deadline, opts));
+        return { ok: true, response, endpoint, attempts: [...attempts, { endpoint, outcome: 'allocated', code: 'OK', message: '', latencyMs: performance.now() - started, sent: true, ambiguous: false }] };
+      } catch (err) {
+        const latencyMs = performance.now() - started;
+        if (err instanceof BreakerOpen) {
+          attempt = { endpoint, outcome: 'breaker-open', code: '', message: err.message, latencyMs, sent: false, ambiguous: false };
+        } else {
+          const e = err as CallError;
+          const code = typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN;
+          const details = typeof e.details === 'string' ? e.details : String(err);
+          const outcome = opts.signal.aborted ? 'cancelled' : classify(code);
+          attempt = { endpoint, outcome, code: codeName(code), message: details, latencyMs, sent: maybeSent(code, details), ambiguous: outcome === 'failed' && ambiguous(code, details) };
+        }
+      }
+      attempts.push(attempt);
+      // The cluster behind every endpoint of a target is the same: its answer is the target's.
+      if (attempt.outcome !== 'failed' && attempt.outcome !== 'breaker-open') break;
+      // A lost reply may hide an allocation: another endpoint is safe only when the key dedups it.
+      if (attempt.ambiguous && opts.idempotencyKey === null) break;
+    }
+    return { ok: false, attempts };
+  }
+
+  #call(stub: RemoteStub, endpoint: string, request: WireAllocationRequest, deadline: number, opts: RemoteCallOptions): Promise<WireAllocationResponse> {
+    return (async () => {
+      const state = stub.getChannel().getConnectivityState(true);
+      if (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
+        const connectBy = Math.min(deadline, Date.now() + this.#opts.connectTimeoutMs);
+        if (!(await waitConnected(stub, connectBy))) {
+          if (opts.signal.aborted) throw { code: grpc.status.CANCELLED, details: 'the caller cancelled the request' } satisfies CallError;
+          throw { code: grpc.status.UNAVAILABLE, details: `No connection established to ${endpoint} within ${Math.max(0, Math.round(connectBy - (deadline - this.#opts.attemptTimeoutMs)))} ms (connect timeout ${this.#opts.connectTimeoutMs} ms)` } satisfies CallError;
+        }
+      }
+      const md = new grpc.Metadata();
+      md.set('x-request-id', opts.reqId);
+      if (opts.idempotencyKey !== null) md.set('idempotency-key', opts.idempotencyKey);
+      return await new Promise<WireAllocationResponse>((resolve, reject) => {
+        const call = stub.Allocate(request, md, { deadline }, (err, res) => {
+          opts.signal.removeEventListener('abort', cancel);
+          if (err) reject({ code: err.code, details: err.details } satisfies CallError);
+          else resolve(res as WireAllocationResponse);
+        });
+        const cancel = (): void => call.cancel();
+        opts.signal.addEventListener('abort', cancel, { once: true });
+      });
+    })();
+  }
+
+  /** Asks a target what it can serve (GatewayService.GetCapacity); never throws. */
+  async capacity(target: RemoteTarget, namespaces: readonly string[], timeoutMs: number): Promise<CapacityAnswer> {
+    let last = 'no endpoint';
+    for (const endpoint of this.order(target)) {
+      if (this.#breakers.state(endpoint) === 'open') {
+        last = `circuit breaker for ${endpoint} is open`;
+        continue;
+      }
+      const stub = this.#pool.get(endpoint, target.tls, target.serverCa);
+      try {
+        const response = await new Promise<WireGetCapacityResponse>((resolve, reject) => {
+          stub.GetCapacity({ namespaces: [...namespaces] }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
+            err ? reject(err) : resolve(res as WireGetCapacityResponse),
+          );
+        });
+        return { kind: 'capacity', response, endpoint };
+      } catch (err) {
+        const e = err as grpc.ServiceError;
+        if (e.code === grpc.status.UNIMPLEMENTED) return { kind: 'unimplemented' };
+        last = `${endpoint}: ${codeName(e.code)} ${e.details}`;
+      }
+    }
+    return { kind: 'error', message: last };
+  }
+
+  close(): void {
+    this.#breakers.close();
+    this.#pool.close();
+  }
+}

@@ -9,6 +9,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { devCerts, type Pair } from '../helpers/certs.ts';
@@ -175,6 +177,18 @@ test('clients generated from proto/ in every language, against a real gateway ov
       });
     });
   }
+
+  await t.test('TypeScript types from proto-loader-gen-types type-check', async (st) => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'gen/manifest.json'), 'utf8'));
+    if (!manifest.languages?.ts?.ok) return st.skip(manifest.languages?.ts?.reason ?? 'gen.sh made no TypeScript types');
+    const entries = readdirSync(join(ROOT, 'gen/ts')).filter((f) => f.endsWith('.ts')).map((f) => join(ROOT, 'gen/ts', f));
+    const r = await run(join(ROOT, 'node_modules/.bin/tsc'), [
+      '--noEmit', '--strict', '--target', 'es2023', '--module', 'nodenext', '--moduleResolution', 'nodenext',
+      '--allowImportingTsExtensions', '--verbatimModuleSyntax', '--erasableSyntaxOnly', '--skipLibCheck', '--types', 'node',
+      ...entries,
+    ], 120_000);
+    assert.equal(r.code, 0, describe(r));
+  });
 
   await t.test('grpcurl through server reflection, without a proto file', async (st) => {
     const grpcurl = await builtOrSkip(st, 'grpcurl');

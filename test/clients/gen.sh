@@ -66,10 +66,12 @@ command -v flock >/dev/null 2>&1 && flock 9
 T0=$(date +%s)
 MANIFEST=()          # JSON members, one per language
 FAILED=0
+SKIPPED=0
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/ }; printf '"%s"' "$s"; }
 ok()   { MANIFEST+=("$(json_str "$1"): {\"ok\": true$2}"); log "$1: generated into gen/$1 ($(( $(date +%s) - LT0 ))s)"; }
-skip() { MANIFEST+=("$(json_str "$1"): {\"ok\": false, \"reason\": $(json_str "$2")}"); log "$1: SKIPPED: $2"; }
-fail() { MANIFEST+=("$(json_str "$1"): {\"ok\": false, \"reason\": $(json_str "generator failed: $2")}"); log "$1: FAILED: $2"; FAILED=1; }
+# A skipped language leaves no stale stubs behind, and no stamp: the next --if-stale run retries.
+skip() { MANIFEST+=("$(json_str "$1"): {\"ok\": false, \"reason\": $(json_str "$2")}"); log "$1: SKIPPED: $2"; rm -rf "${OUT:?}/$1"; SKIPPED=1; }
+fail() { MANIFEST+=("$(json_str "$1"): {\"ok\": false, \"reason\": $(json_str "generator failed: $2")}"); log "$1: FAILED: $2"; rm -rf "${OUT:?}/$1" "$OUT/.$1.new"; FAILED=1; }
 # Generate into a fresh directory, then swap it in, so gen/<lang> is never half written.
 fresh() { rm -rf "$OUT/.$1.new"; mkdir -p "$OUT/.$1.new"; echo "$OUT/.$1.new"; }
 swap()  { rm -rf "${OUT:?}/$1"; mv "$OUT/.$1.new" "$OUT/$1"; }
@@ -228,9 +230,9 @@ done
   echo "  }"
   echo "}"
 } > "$OUT/manifest.json.new"
-if [ "$FAILED" = 1 ]; then
-  # Keep no stamp that would let --if-stale skip a broken generation.
-  sed -i 's/"stamp": "[^"]*"/"stamp": "failed"/' "$OUT/manifest.json.new"
+if [ "$FAILED" = 1 ] || [ "$SKIPPED" = 1 ]; then
+  # Keep no stamp that would let --if-stale skip a broken or partial generation.
+  sed -i "s/\"stamp\": \"[^\"]*\"/\"stamp\": \"$([ "$FAILED" = 1 ] && echo failed || echo partial)\"/" "$OUT/manifest.json.new"
 fi
 mv "$OUT/manifest.json.new" "$OUT/manifest.json"
 log "done in $(( $(date +%s) - T0 ))s; see gen/manifest.json"

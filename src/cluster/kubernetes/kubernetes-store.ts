@@ -12,6 +12,7 @@ import {
 } from './game-server-object.ts';
 import { KubeHttp, KubernetesApiError, statusOf } from './kube-http.ts';
 import { NamespaceReflector, describe, type ReflectorSink, type WatchEventType } from './namespace-reflector.ts';
+import { ObjectPacker, type PackedObject } from './packed-object.ts';
 import { silentLogger, type StoreLogger } from './store-logger.ts';
 import { TokenBucket } from './token-bucket.ts';
 
@@ -34,10 +35,10 @@ export interface KubernetesStoreOptions {
   readonly writeTimeoutMs?: number;
 }
 
-/** One cached GameServer: the domain view and the stored object (JSON, without managedFields) to write back from. */
+/** One cached GameServer: the domain view and the stored object to write back from. */
 interface Entry {
   readonly gs: GameServer;
-  readonly raw: string;
+  readonly stored: PackedObject;
 }
 
 /** Deleted keys remembered so that a late write response cannot resurrect them. */
@@ -60,10 +61,11 @@ export class KubernetesStore implements ClusterStore {
   readonly #limiter: TokenBucket;
   readonly #opts: KubernetesStoreOptions;
   readonly #entries = new Map<string, Entry>();
+  readonly #packer = new ObjectPacker();
   readonly #byNamespace = new Map<string, Set<string>>();
   readonly #tombstones = new Map<string, string>();
   readonly #listeners = new Set<StoreListener>();
-  readonly #reflectors: NamespaceReflector[] = [];
+  readonly #reflectors: NamespaceReflector<Entry>[] = [];
   #starting: Promise<void> | undefined;
   #closed = false;
 
@@ -91,7 +93,11 @@ export class KubernetesStore implements ClusterStore {
 
   async #start(): Promise<void> {
     if (this.#closed) throw new Error('KubernetesStore is closed');
-    const sink: ReflectorSink = {
+    const sink: ReflectorSink<Entry> = {
+      prepare: (obj) => ({ gs: toGameServer(obj), stored: this.#packer.pack(obj) }),
+      discard: (items) => {
+        for (const e of items) this.#packer.release(e.stored);
+      },
       replace: (ns, items, rv, relist) => this.#replace(ns, items, rv, relist),
       event: (_ns, type, obj) => this.#event(type, obj),
     };
@@ -144,7 +150,7 @@ export class KubernetesStore implements ClusterStore {
       throw new StoreConflict(`GameServer ${key} changed (cached ${entry.gs.resourceVersion}, wrote ${next.resourceVersion})`);
     }
     await this.#limiter.take(signal);
-    const body = toGameServerObject(next, JSON.parse(entry.raw) as GameServerObject);
+    const body = toGameServerObject(next, this.#packer.unpack(entry.stored, entry.gs));
     const path = `/apis/agones.dev/v1/namespaces/${encodeURIComponent(next.namespace)}/gameservers/${encodeURIComponent(next.name)}`;
     const res = await this.#http.request('PUT', path, { body, signal, timeoutMs: this.#opts.writeTimeoutMs ?? 10_000 });
     switch (res.status) {
@@ -194,7 +200,7 @@ export class KubernetesStore implements ClusterStore {
     if (type === 'DELETED') {
       if (cached !== undefined && compareResourceVersions(rv, cached.gs.resourceVersion) === -1) return;
       this.#remember(key, rv);
-      if (cached !== undefined) this.#drop(key, cached.gs);
+      if (cached !== undefined) this.#drop(key, cached);
       return;
     }
     if (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion)) return; // stale or already applied
@@ -206,25 +212,33 @@ export class KubernetesStore implements ClusterStore {
     this.#put(key, obj);
   }
 
-  #replace(namespace: string, items: readonly GameServerObject[], listRv: string, relist: boolean): void {
-    const keys = this.#byNamespace.get(namespace) ?? new Set<string>();
+  #replace(namespace: string, items: readonly Entry[], listRv: string, relist: boolean): void {
+    let keys = this.#byNamespace.get(namespace);
+    if (keys === undefined) this.#byNamespace.set(namespace, (keys = new Set()));
     const seen = new Set<string>();
     const changed: GameServer[] = [];
     const removed: GameServer[] = [];
-    for (const obj of items) {
-      const key = keyOf(obj);
+    for (const e of items) {
+      const key = gameServerKey(e.gs);
       seen.add(key);
       this.#tombstones.delete(key);
       const cached = this.#entries.get(key);
-      // keep what our own write cached after the list was taken
-      if (cached !== undefined && isNotNewer(obj.metadata.resourceVersion ?? '', cached.gs.resourceVersion)) continue;
-      changed.push(this.#store(key, obj));
+      // unchanged, or our own write cached something newer after the list was taken: keep it
+      if (cached !== undefined && isNotNewer(e.gs.resourceVersion, cached.gs.resourceVersion)) {
+        this.#packer.release(e.stored);
+        continue;
+      }
+      this.#entries.set(key, e);
+      if (cached !== undefined) this.#packer.release(cached.stored);
+      keys.add(key);
+      changed.push(e.gs);
     }
     for (const key of [...keys]) {
       if (seen.has(key)) continue;
       const cached = this.#entries.get(key);
       if (cached === undefined || compareResourceVersions(cached.gs.resourceVersion, listRv) === 1) continue;
       this.#entries.delete(key);
+      this.#packer.release(cached.stored);
       keys.delete(key);
       this.#remember(key, listRv); // absent as of the list: a late write response must not bring it back
       removed.push(cached.gs);
@@ -255,19 +269,19 @@ export class KubernetesStore implements ClusterStore {
   /** Caches obj without telling anyone. */
   #store(key: string, obj: GameServerObject): GameServer {
     const gs = toGameServer(obj);
-    const managedFields = obj.metadata.managedFields;
-    delete obj.metadata.managedFields; // often the largest part; the API server keeps it when omitted
-    const raw = JSON.stringify(obj);
-    if (managedFields !== undefined) obj.metadata.managedFields = managedFields;
-    this.#entries.set(key, { gs, raw });
+    const previous = this.#entries.get(key);
+    this.#entries.set(key, { gs, stored: this.#packer.pack(obj) });
+    if (previous !== undefined) this.#packer.release(previous.stored);
     let keys = this.#byNamespace.get(gs.namespace);
     if (keys === undefined) this.#byNamespace.set(gs.namespace, (keys = new Set()));
     keys.add(key);
     return gs;
   }
 
-  #drop(key: string, gs: GameServer): void {
+  #drop(key: string, entry: Entry): void {
+    const gs = entry.gs;
     this.#entries.delete(key);
+    this.#packer.release(entry.stored);
     this.#byNamespace.get(gs.namespace)?.delete(key);
     this.#notify((l) => l.remove(gs.namespace, gs.name));
   }

@@ -8,19 +8,23 @@ import type { StoreLogger } from './store-logger.ts';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
-/** Where a reflector delivers what it learns. */
-export interface ReflectorSink {
+/** Where a reflector delivers what it learns; P = a listed object as the sink keeps it. */
+export interface ReflectorSink<P> {
+  /** Converts one listed object, page by page, so that a page's raw objects can be freed at once. */
+  prepare(obj: GameServerObject): P;
+  /** Prepared items of a list that was abandoned (failed or stopped half-way). */
+  discard(items: readonly P[]): void;
   /** The namespace's complete contents at `resourceVersion`; `relist` = not the first list. */
-  replace(namespace: string, items: readonly GameServerObject[], resourceVersion: string, relist: boolean): void;
+  replace(namespace: string, items: readonly P[], resourceVersion: string, relist: boolean): void;
   /** One watch event. */
   event(namespace: string, type: WatchEventType, obj: GameServerObject): void;
 }
 
-export interface ReflectorOptions {
+export interface ReflectorOptions<P> {
   readonly namespace: string;
   readonly kubeConfig: KubeConfig;
   readonly http: KubeHttp;
-  readonly sink: ReflectorSink;
+  readonly sink: ReflectorSink<P>;
   readonly logger: StoreLogger;
   /** Items per list page; default 500. */
   readonly pageSize?: number;
@@ -33,9 +37,9 @@ export interface ReflectorOptions {
 const GROUP_VERSION = '/apis/agones.dev/v1';
 
 /** Keeps one namespace's GameServers flowing into a sink until stop(). */
-export class NamespaceReflector {
+export class NamespaceReflector<P> {
   readonly namespace: string;
-  readonly #opts: ReflectorOptions;
+  readonly #opts: ReflectorOptions<P>;
   readonly #watch: Watch;
   readonly #path: string;
   readonly #stopController = new AbortController();
@@ -46,7 +50,7 @@ export class NamespaceReflector {
   /** Resolves after the first complete list. */
   readonly whenSynced: Promise<void>;
 
-  constructor(opts: ReflectorOptions) {
+  constructor(opts: ReflectorOptions<P>) {
     this.namespace = opts.namespace;
     this.#opts = opts;
     this.#watch = new Watch(opts.kubeConfig);
@@ -130,27 +134,36 @@ export class NamespaceReflector {
 
   /** Lists every page; hands the result to the sink; returns the list's resourceVersion. */
   async #list(relist: boolean): Promise<string> {
-    const items: GameServerObject[] = [];
+    const sink = this.#opts.sink;
+    const items: P[] = [];
     let cont = '';
     let resourceVersion = '';
-    do {
-      const query = new URLSearchParams({ limit: String(this.#opts.pageSize ?? 500) });
-      if (cont !== '') query.set('continue', cont);
-      const res = await this.#opts.http.request('GET', `${this.#path}?${query}`, { signal: this.#stopController.signal, timeoutMs: 60_000 });
-      if (res.status !== 200) {
-        const s = statusOf(res);
-        throw new KubernetesApiError(res.status, s.reason, `list GameServers in ${this.namespace}: ${s.message}`);
-      }
-      const list = res.body as { items?: GameServerObject[] | null; metadata?: { resourceVersion?: string; continue?: string } };
-      for (const item of list.items ?? []) {
-        item.metadata.namespace ??= this.namespace;
-        items.push(item);
-      }
-      cont = list.metadata?.continue ?? '';
-      resourceVersion = list.metadata?.resourceVersion ?? '';
-    } while (cont !== '');
-    if (this.#stopped) return resourceVersion;
-    this.#opts.sink.replace(this.namespace, items, resourceVersion, relist);
+    try {
+      do {
+        const query = new URLSearchParams({ limit: String(this.#opts.pageSize ?? 500) });
+        if (cont !== '') query.set('continue', cont);
+        const res = await this.#opts.http.request('GET', `${this.#path}?${query}`, { signal: this.#stopController.signal, timeoutMs: 60_000 });
+        if (res.status !== 200) {
+          const s = statusOf(res);
+          throw new KubernetesApiError(res.status, s.reason, `list GameServers in ${this.namespace}: ${s.message}`);
+        }
+        const list = res.body as { items?: GameServerObject[] | null; metadata?: { resourceVersion?: string; continue?: string } };
+        for (const item of list.items ?? []) {
+          item.metadata.namespace ??= this.namespace;
+          items.push(sink.prepare(item));
+        }
+        cont = list.metadata?.continue ?? '';
+        resourceVersion = list.metadata?.resourceVersion ?? '';
+      } while (cont !== '' && !this.#stopped);
+    } catch (err) {
+      sink.discard(items);
+      throw err;
+    }
+    if (this.#stopped) {
+      sink.discard(items);
+      return resourceVersion;
+    }
+    sink.replace(this.namespace, items, resourceVersion, relist);
     return resourceVersion;
   }
 

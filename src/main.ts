@@ -9,8 +9,17 @@ import type { ClusterStore } from './cluster/store.ts';
 import { MemoryStore } from './cluster/memory/memory-store.ts';
 import { FleetFileError, loadFleetFile } from './cluster/memory/fleet-file.ts';
 import { Engine } from './engine/engine.ts';
-import { LocalRouter } from './router/local-router.ts';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { hostname } from 'node:os';
 import type { Router } from './router/router.ts';
+import { PolicyRouter } from './router/policy-router.ts';
+import { EmptyPolicySource, type PolicySource } from './router/policy-source.ts';
+import { FilePolicySource } from './router/file-policy-source.ts';
+import { CapacityCache } from './router/capacity-cache.ts';
+import { gatewayServiceHandlers } from './router/gateway-service.ts';
+import { IDEMPOTENCY_ANNOTATION, MemoryIdempotencyLedger, type IdempotencyLedger } from './router/idempotency.ts';
+import { RemoteClient } from './remote/remote-client.ts';
+import { GATEWAY_SERVICE, gatewayServiceDefinition } from './remote/gateway-proto.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { AllocateHandler } from './server/allocate-handler.ts';
@@ -21,6 +30,31 @@ import { TlsError, TlsWatcher } from './server/tls.ts';
 
 /** gRPC's default receive limit, applied to REST bodies too. */
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+async function buildPolicySource(config: Readonly<Config>, logger: Logger): Promise<PolicySource> {
+  const m = config.multiCluster;
+  const kind = m.policySource !== 'auto' ? m.policySource : m.policyFile ? 'file' : config.cluster.kind === 'kubernetes' ? 'kubernetes' : 'none';
+  const log = logger.child({ component: 'policies' });
+  if (kind === 'file') {
+    const policyFile = resolve(m.policyFile!);
+    const secretsDir = m.secretsDir === undefined ? resolve(dirname(policyFile), 'secrets') : isAbsolute(m.secretsDir) ? m.secretsDir : resolve(dirname(policyFile), m.secretsDir);
+    return new FilePolicySource({ policyFile, secretsDir, logger: log });
+  }
+  if (kind === 'kubernetes') {
+    const { KubernetesPolicySource } = await import('./router/kubernetes/policy-source.ts');
+    const kubeConfig = config.cluster.kind === 'kubernetes' ? (config.cluster.kubeconfig ?? 'in-cluster') : 'in-cluster';
+    return new KubernetesPolicySource({ kubeConfig, logger: log, namespaces: m.namespaces });
+  }
+  return new EmptyPolicySource();
+}
+
+async function buildLedger(config: Readonly<Config>, logger: Logger): Promise<IdempotencyLedger> {
+  const holder = `${hostname()}/${process.pid}`;
+  const retentionMs = config.multiCluster.idempotencyRetentionMs;
+  if (config.cluster.kind !== 'kubernetes') return new MemoryIdempotencyLedger({ retentionMs, holder });
+  const { KubernetesIdempotencyLedger } = await import('./router/kubernetes/idempotency-ledger.ts');
+  return new KubernetesIdempotencyLedger({ kubeConfig: config.cluster.kubeconfig ?? 'in-cluster', retentionMs, holder, logger: logger.child({ component: 'idempotency' }) });
+}
 
 /** A running gateway. */
 export interface Gateway {
@@ -66,13 +100,46 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     playerAllocationFilter: config.allocation.playerAllocationFilter,
     maxWriteAttempts: config.allocation.maxWriteAttempts,
     writeTimeoutMs: config.allocation.writeTimeoutMs,
-    indexedAnnotations: [],
+    indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
   });
-  const router: Router = new LocalRouter(engine);
+  const mc = config.multiCluster;
+  const policySource = await buildPolicySource(config, logger);
+  const ledger = await buildLedger(config, logger);
+  const remoteLog = logger.child({ component: 'remote' });
+  const remote = new RemoteClient({
+    attemptTimeoutMs: mc.attemptTimeoutMs,
+    connectTimeoutMs: mc.connectTimeoutMs,
+    minAttemptMs: mc.minAttemptMs,
+    breaker: mc.breaker,
+    onBreakerState: (target, endpoint, state) => {
+      metrics.breakerState.set({ target, endpoint }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
+      if (state === 'open') remoteLog.warn({ target, endpoint, breaker: state }, 'circuit breaker opened: endpoint skipped until it recovers');
+      else remoteLog.info({ target, endpoint, breaker: state }, 'circuit breaker state changed');
+    },
+    onChannelRebuild: (endpoint) => remoteLog.info({ endpoint }, 'client certificate or CA changed; remote channel rebuilt'),
+  });
+  const capacity = new CapacityCache({
+    ttlMs: mc.capacityTtlMs,
+    noCapacityTtlMs: mc.noCapacityTtlMs,
+    fetchTimeoutMs: Math.max(mc.capacityWaitMs, 1),
+    fetch: (target, namespaces, timeoutMs) => remote.capacity(target, namespaces, timeoutMs),
+  });
+  const policyRouter = new PolicyRouter({
+    engine,
+    policies: policySource,
+    remote,
+    capacity,
+    ledger,
+    logger: logger.child({ component: 'router' }),
+    metrics,
+    capacityWaitMs: mc.capacityWaitMs,
+  });
+  const router: Router = policyRouter;
+  const decode = { playerAllocationFilter: config.allocation.playerAllocationFilter };
   const handler = new AllocateHandler({
     router,
-    decode: { playerAllocationFilter: config.allocation.playerAllocationFilter },
+    decode,
     logger: logger.child({ component: 'allocate' }),
     metrics,
   });
@@ -84,6 +151,18 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     handler,
     defaultDeadlineMs: config.allocation.defaultDeadlineMs,
     maxReceiveMessageBytes: MAX_MESSAGE_BYTES,
+    extraServices: [
+      {
+        name: GATEWAY_SERVICE,
+        definition: gatewayServiceDefinition,
+        handlers: gatewayServiceHandlers({
+          engine,
+          explain: (req, identity, key, signal) => policyRouter.explain(req, identity, key, signal),
+          decode,
+          capacityTtlMs: mc.capacityTtlMs,
+        }),
+      },
+    ],
   });
   const restServer = new RestServer({
     host: config.rest.host,
@@ -123,6 +202,8 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
       await new Promise((r) => setTimeout(r, config.shutdown.readinessDrainMs));
       await Promise.all([grpcServer.close(config.shutdown.graceMs), restServer.close(config.shutdown.graceMs)]);
       tlsWatcher.close();
+      remote.close();
+      await Promise.all([policySource.close(), ledger.close()]);
       await engine.close();
       await opsServer.close();
       logger.info('stopped');

@@ -23,6 +23,50 @@ const KubernetesCluster = z.strictObject({
   burst: z.coerce.number().int().positive().default(500),
 });
 
+const MultiCluster = z
+  .strictObject({
+    /**
+     * Where GameServerAllocationPolicies come from: the API server, a static YAML file, or
+     * nowhere (multi-cluster requests then fail with NO_POLICY). 'auto': 'file' when
+     * policyFile is set, else 'kubernetes' on a Kubernetes cluster, else 'none'.
+     */
+    policySource: z.enum(['auto', 'kubernetes', 'file', 'none']).default('auto'),
+    /** YAML file of GameServerAllocationPolicy documents (policySource 'file'); re-read on change. */
+    policyFile: z.string().min(1).optional(),
+    /** Folder of client secrets for the file source: <secretsDir>/<secretName>/{tls.crt,tls.key,ca.crt}. Default: secrets/ beside policyFile. */
+    secretsDir: z.string().min(1).optional(),
+    /** Namespaces whose policies are watched from the start (others on first use). */
+    namespaces: z.array(z.string().min(1)).default([]),
+    /** Cap on one remote attempt (connect + call); the caller's deadline caps it further. */
+    attemptTimeoutMs: Ms.min(1).default(5_000),
+    /** Cap on waiting for a connection to a remote endpoint (dead or black-holed remotes). */
+    connectTimeoutMs: Ms.min(1).default(1_000),
+    /** No remote attempt starts with less than this left of the caller's deadline. */
+    minAttemptMs: Ms.default(20),
+    /** Circuit breaker per remote endpoint. */
+    breaker: z
+      .strictObject({
+        errorThresholdPercentage: z.coerce.number().min(1).max(100).default(50),
+        volumeThreshold: z.coerce.number().int().min(1).default(5),
+        resetTimeoutMs: Ms.min(1).default(5_000),
+        rollingCountTimeoutMs: Ms.min(100).default(10_000),
+      })
+      .prefault({}),
+    /** How long remote capacity advertisements are cached (and how long ours may be). */
+    capacityTtlMs: Ms.min(1).default(1_000),
+    /** Longest wait for a remote's first capacity advertisement before calling it anyway. */
+    capacityWaitMs: Ms.default(100),
+    /** After RESOURCE_EXHAUSTED, skip that remote for the same selectors this long (0 = off). */
+    noCapacityTtlMs: Ms.default(500),
+    /** How long an idempotency key returns its allocation. */
+    idempotencyRetentionMs: Ms.min(1_000).default(3_600_000),
+  })
+  .superRefine((m, ctx) => {
+    if (m.policySource === 'file' && m.policyFile === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['policyFile'], message: "required when policySource is 'file'" });
+    }
+  });
+
 export const ConfigSchema = z.strictObject({
   grpc: Listen(8443).prefault({}),
   rest: Listen(8444).prefault({}),
@@ -47,6 +91,7 @@ export const ConfigSchema = z.strictObject({
       defaultDeadlineMs: Ms.min(1).default(30_000),
     })
     .prefault({}),
+  multiCluster: MultiCluster.prefault({}),
   shutdown: z
     .strictObject({
       /** Readiness is false this long before listeners stop accepting (load balancers catch up). */

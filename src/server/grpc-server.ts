@@ -27,7 +27,23 @@ export interface GrpcServerOptions {
   readonly handler: AllocateHandler;
   readonly defaultDeadlineMs: number;
   readonly maxReceiveMessageBytes: number;
+  /** Extra unary services on the same port and TLS (e.g. gateway.v1.GatewayService). */
+  readonly extraServices?: readonly ExtraService[];
 }
+
+/** A unary handler without transport details: resolves with the response, rejects with an AllocationError. */
+export type UnaryHandler = (request: unknown, call: { readonly identity: string | null; readonly signal: AbortSignal }) => Promise<unknown>;
+
+export interface ExtraService {
+  readonly name: string;
+  /** A service definition as @grpc/proto-loader produces it. */
+  readonly definition: object;
+  readonly handlers: Readonly<Record<string, UnaryHandler>>;
+}
+
+/** Response trailer naming the policy's clusterName that served an allocation. */
+export const CLUSTER_TRAILER = 'x-allocator-cluster';
+const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
 
 const SERVICE = 'allocation.AllocationService';
 
@@ -47,6 +63,11 @@ export class GrpcServer {
     });
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
     this.#server.addService(service, { Allocate: this.#allocate.bind(this) });
+    for (const extra of opts.extraServices ?? []) {
+      const impl: grpc.UntypedServiceImplementation = {};
+      for (const [method, handler] of Object.entries(extra.handlers)) impl[method] = this.#unary(handler);
+      this.#server.addService(extra.definition as grpc.ServiceDefinition, impl);
+    }
     this.health.addToServer(this.#server);
     new ReflectionService(packageDefinition).addToServer(this.#server);
   }
@@ -76,8 +97,33 @@ export class GrpcServer {
       return;
     }
     const outcome = await this.#opts.handler.handle(call.request, ctx);
-    if (outcome.ok) callback(null, outcome.response);
+    const cluster = outcome.ok ? outcome.response.metadata?.annotations?.[CLUSTER_ANNOTATION] : undefined;
+    if (outcome.ok && cluster) {
+      const trailer = new grpc.Metadata();
+      trailer.set(CLUSTER_TRAILER, cluster);
+      callback(null, outcome.response, trailer);
+    } else if (outcome.ok) callback(null, outcome.response);
     else callback(toServiceError(outcome.error) as grpc.ServiceError);
+  }
+
+  /** Adapts a transport-free handler: same client-certificate rules and error map as Allocate. */
+  #unary(handler: UnaryHandler): grpc.handleUnaryCall<unknown, unknown> {
+    return (call, callback) => {
+      const peerCert = call.getAuthContext()?.sslPeerCertificate;
+      if (!hasClientAuthUsage(peerCert)) {
+        callback(toServiceError(toWireError(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'))) as grpc.ServiceError);
+        return;
+      }
+      const deadline = call.getDeadline();
+      const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+      const controller = new AbortController();
+      const timer = Number.isFinite(ms) ? setTimeout(() => controller.abort(), Math.max(0, ms - Date.now())) : undefined;
+      call.on('cancelled', () => controller.abort());
+      handler(call.request, { identity: clientIdentity(peerCert), signal: controller.signal }).then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toServiceError(toWireError(err)) as grpc.ServiceError),
+      ).finally(() => clearTimeout(timer));
+    };
   }
 
   /** Binds and starts serving; returns the bound port. */

@@ -1,0 +1,84 @@
+// Idempotency keys: a repeat of a request with the same key (same caller, same namespace)
+// returns the allocation the first one made, on any replica. The key is claimed in a ledger
+// shared by the replicas (a Lease per key in Kubernetes) before routing, so two replicas
+// receiving the same key at once never both allocate: the second waits for the first's result.
+import { createHash } from 'node:crypto';
+import type { Allocation } from '../allocation/types.ts';
+
+/** Annotation on a locally allocated GameServer: the hashed key that allocated it. */
+export const IDEMPOTENCY_ANNOTATION = 'allocator-gateway.dev/idempotency-key';
+/** Annotation (response and local GameServer) naming the policy's clusterName that served. */
+export const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
+
+/** The key as stored and forwarded: scoped by namespace and caller identity, never the raw key. */
+export function idempotencyHash(namespace: string, identity: string | null, key: string): string {
+  return createHash('sha256').update(namespace).update('\0').update(identity ?? '').update('\0').update(key).digest('hex').slice(0, 40);
+}
+
+/** What claiming a key found. */
+export type Claim =
+  /** Ours: route the request, then complete() or release(). */
+  | { readonly kind: 'won' }
+  /** Already served: return this. */
+  | { readonly kind: 'done'; readonly allocation: Allocation }
+  /** Another replica (or request) holds it and has not finished. */
+  | { readonly kind: 'pending'; readonly holder: string };
+
+/** Shared record of keys being served and their results. */
+export interface IdempotencyLedger {
+  /** Claims `hash` in `namespace` for at most holdMs (then another replica may take it over). */
+  claim(namespace: string, hash: string, holdMs: number, signal: AbortSignal): Promise<Claim>;
+  /** Stores the result of a won claim; later claims get it until the retention passes. */
+  complete(namespace: string, hash: string, allocation: Allocation): Promise<void>;
+  /** Gives up a won claim (the route failed): a retry may try again. */
+  release(namespace: string, hash: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface MemoryRecord {
+  holder: string;
+  until: number;
+  allocation: Allocation | null;
+}
+
+/** A ledger in process memory: enough for one replica (the embedded cluster). */
+export class MemoryIdempotencyLedger implements IdempotencyLedger {
+  readonly #records = new Map<string, MemoryRecord>();
+  readonly #retentionMs: number;
+  readonly #holder: string;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(opts: { retentionMs: number; holder: string }) {
+    this.#retentionMs = opts.retentionMs;
+    this.#holder = opts.holder;
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      for (const [k, r] of this.#records) if (r.until < now) this.#records.delete(k);
+    }, 60_000);
+    this.#timer.unref();
+  }
+
+  async claim(namespace: string, hash: string, holdMs: number): Promise<Claim> {
+    const id = `${namespace}/${hash}`;
+    const r = this.#records.get(id);
+    const now = Date.now();
+    if (r && r.until >= now) {
+      if (r.allocation) return { kind: 'done', allocation: r.allocation };
+      return { kind: 'pending', holder: r.holder };
+    }
+    this.#records.set(id, { holder: this.#holder, until: now + holdMs, allocation: null });
+    return { kind: 'won' };
+  }
+
+  async complete(namespace: string, hash: string, allocation: Allocation): Promise<void> {
+    this.#records.set(`${namespace}/${hash}`, { holder: this.#holder, until: Date.now() + this.#retentionMs, allocation });
+  }
+
+  async release(namespace: string, hash: string): Promise<void> {
+    this.#records.delete(`${namespace}/${hash}`);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+  }
+}

@@ -6,7 +6,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubernetesStore, type KubernetesStoreOptions } from '../../src/cluster/kubernetes/kubernetes-store.ts';
 import type { StoreLogger } from '../../src/cluster/kubernetes/store-logger.ts';
 import { StoreConflict } from '../../src/cluster/store.ts';
-import { controlPlaneBinaries, startControlPlane, type ControlPlane, type GameServerInit } from './control-plane.ts';
+import type { GameServer } from '../../src/allocation/types.ts';
+import { controlPlaneBinaries, freePort, startControlPlane, type ControlPlane, type GameServerInit } from './control-plane.ts';
 import { eventually, recordingListener, storeContract, type GameServerSeed } from './store-contract.ts';
 
 const bins = controlPlaneBinaries();
@@ -117,6 +118,23 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     assert.ok(store.get(b, 'in-b'));
     assert.equal(store.get(other, 'elsewhere'), undefined);
     assert.equal(store.size, 2);
+  });
+
+  test('close() before the first list completes rejects start() instead of leaving it pending', async () => {
+    // an API server that is not there: the first list can never complete
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `https://127.0.0.1:${await freePort()}`, caData: Buffer.from(plane().caPem).toString('base64'), skipTLSVerify: false }],
+      users: [{ name: 'u', token: 'x' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const store = new KubernetesStore({ kubeConfig: kc, namespaces: ['default'], minBackoffMs: 50 });
+    const starting = store.start();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(store.synced, false);
+    await store.close();
+    await assert.rejects(starting, /closed before it synced/);
   });
 
   test('the initial list pages through many GameServers', async (t) => {
@@ -280,12 +298,21 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     const elapsed = performance.now() - t0;
     assert.ok(elapsed < 2_000, `aborted promptly (${elapsed.toFixed(0)} ms)`);
     plane().resumeEtcd();
-    // the aborted PUT may still have landed once etcd resumed: either way the store converges
+    // the aborted PUT may still land once etcd resumes (the API server had it): either way the
+    // cache converges, and a write from the converged version succeeds
+    let written: GameServer | undefined;
+    for (let attempt = 0; written === undefined; attempt++) {
+      const fresh = store.get(ns, 'stalled');
+      assert.ok(fresh);
+      try {
+        written = await store.update({ ...fresh, annotations: { attempt: String(attempt) } }, AbortSignal.timeout(5_000));
+      } catch (err) {
+        if (!(err instanceof StoreConflict) || attempt >= 50) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     const latest = await plane().getGameServer(ns, 'stalled');
-    await eventually('cache caught up', () => store.get(ns, 'stalled')?.resourceVersion === latest.metadata.resourceVersion, 10_000);
-    const fresh = store.get(ns, 'stalled');
-    assert.ok(fresh);
-    assert.equal((await store.update({ ...fresh, state: 'Allocated' }, AbortSignal.timeout(5_000))).state, 'Allocated');
+    assert.equal(latest.metadata.resourceVersion, written.resourceVersion);
   });
 
   test('works as the service-account user once granted list/watch/update on gameservers', async (t) => {

@@ -68,6 +68,7 @@ export class KubernetesStore implements ClusterStore {
   readonly #reflectors: NamespaceReflector<Entry>[] = [];
   #starting: Promise<void> | undefined;
   #closed = false;
+  readonly #closing = new AbortController();
 
   constructor(opts: KubernetesStoreOptions) {
     if (opts.namespaces.length === 0) throw new Error('KubernetesStore needs at least one namespace');
@@ -116,7 +117,11 @@ export class KubernetesStore implements ClusterStore {
       reflector.start();
     }
     const t0 = Date.now();
-    await Promise.all(this.#reflectors.map((r) => r.whenSynced));
+    const closed = new Promise<never>((_, reject) =>
+      this.#closing.signal.addEventListener('abort', () => reject(new Error('KubernetesStore closed before it synced')), { once: true }),
+    );
+    closed.catch(() => {}); // only start()'s caller should see this
+    await Promise.race([Promise.all(this.#reflectors.map((r) => r.whenSynced)), closed]);
     this.#log.info(
       { namespaces: this.#namespaces, gameServers: this.#entries.size, latencyMs: Date.now() - t0 },
       'GameServer cache synced',
@@ -173,6 +178,7 @@ export class KubernetesStore implements ClusterStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
     await Promise.all(this.#reflectors.map((r) => r.stop()));
     this.#http.close();
     this.#listeners.clear();
@@ -187,9 +193,11 @@ export class KubernetesStore implements ClusterStore {
     const rv = obj.metadata.resourceVersion ?? '';
     const gone = this.#tombstones.get(key);
     const cached = this.#entries.get(key);
-    if ((gone !== undefined && isNotNewer(rv, gone)) || (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion))) {
-      return toGameServer(obj); // the cache already knows something newer
+    if (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion)) {
+      // the watch was quicker (same version) or the cache already knows something newer
+      return cached.gs.resourceVersion === rv ? cached.gs : toGameServer(obj);
     }
+    if (gone !== undefined && isNotNewer(rv, gone)) return toGameServer(obj); // deleted meanwhile
     return this.#put(key, obj);
   }
 

@@ -256,6 +256,7 @@ describe('idempotency keys', () => {
     const policies = [policy('cluster-c', { priority: 1, endpoints: [c.address] })];
     const [a1, a2] = await Promise.all([front(t, policies), front(t, policies)]);
     const req = { namespace: 'default', multiClusterSetting: MC, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'c' } }] };
+    await new Promise((r) => setTimeout(r, 300));
     const readyBefore = await readyOn(c);
     const r1 = await a1.client().allocate(req, { idempotencyKey: 'match-77' });
     const r2 = await a2.client().allocate(req, { idempotencyKey: 'match-77' });

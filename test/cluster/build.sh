@@ -11,6 +11,10 @@ BIN=$CACHE/bin
 
 log() { echo "$(date +%H:%M:%S) build.sh: $*"; }
 
+if [ -x "$BIN/etcd-$ETCD_VERSION" ] && [ -x "$BIN/kube-apiserver-$KUBE_VERSION" ]; then
+  log "have $BIN/etcd-$ETCD_VERSION and $BIN/kube-apiserver-$KUBE_VERSION"
+  exit 0
+fi
 if ! command -v go >/dev/null 2>&1; then
   echo "build.sh: 'go' is not on PATH; cannot build etcd and kube-apiserver for the Kubernetes test suites." >&2
   echo "build.sh: install Go >= 1.24 (https://go.dev/dl/) and re-run, or put prebuilt binaries at" >&2

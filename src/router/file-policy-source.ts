@@ -123,12 +123,18 @@ export class FilePolicySource implements PolicySource {
   }
 
   async secret(namespace: string, name: string): Promise<ClientSecret> {
+    const cached = this.#secrets.get(name);
+    const now = Date.now();
+    // Files are looked at no more than once per pollMs; in between the cached secret is served.
+    if (cached && now - cached.readAt < (this.#opts.pollMs ?? 1_000)) {
+      if (cached.value instanceof SecretProblem) throw cached.value;
+      return cached.value;
+    }
     const dir = join(this.#opts.secretsDir, name);
     const files = ['tls.crt', 'tls.key', 'ca.crt'].map((f) => join(dir, f));
     const key = files.map(mtimeKey).join('|');
-    const cached = this.#secrets.get(name);
-    const now = Date.now();
-    if (cached && (now - cached.readAt < (this.#opts.pollMs ?? 1_000) || cached.key === key)) {
+    if (cached && cached.key === key) {
+      cached.readAt = now;
       if (cached.value instanceof SecretProblem) throw cached.value;
       return cached.value;
     }

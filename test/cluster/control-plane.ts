@@ -429,6 +429,8 @@ export async function startControlPlane(opts: { etcdPrefix?: string; etcd?: Etcd
       `--service-account-key-file=${join(pki, 'sa.pub')}`, `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
       '--service-cluster-ip-range=10.96.0.0/24', '--disable-admission-plugins=ServiceAccount',
       '--endpoint-reconciler-type=none', '--profiling=false', '--v=0',
+      // without it, open watches hold a SIGTERMed kube-apiserver for up to a minute
+      '--shutdown-watch-termination-grace-period=2s',
     ];
     const readyz = (): Promise<boolean> =>
       new Promise((resolve) => {

@@ -33,9 +33,24 @@ export interface KubeRequestOptions {
   readonly timeoutMs?: number;
 }
 
+/** One event of a watch stream. */
+export interface WatchEvent {
+  readonly type: string;
+  readonly object: unknown;
+}
+
+export interface WatchOptions {
+  readonly signal: AbortSignal;
+  /** The connection is dropped (and the watch rejects) after this long without a byte. */
+  readonly idleTimeoutMs: number;
+}
+
 interface Credentials {
   readonly headers: Readonly<Record<string, string>>;
+  /** Keep-alive connections for requests. */
   readonly agent: http.Agent;
+  /** Connections for watches: long-lived, so kept apart from (and not limiting) the request pool. */
+  readonly watchAgent: http.Agent;
   readonly expiresAt: number;
   readonly tls: readonly (Buffer | string | undefined)[];
 }
@@ -99,10 +114,73 @@ export class KubeHttp {
     });
   }
 
-  /** Closes idle keep-alive connections; later requests fail. */
+  /**
+   * Streams a watch (`path` with watch=1 in its query): calls onEvent per event; resolves when the
+   * server ends the stream; rejects on a non-200 answer (KubernetesApiError), a transport failure,
+   * the idle timeout, or abort (with the signal's reason).
+   */
+  async watch(path: string, onEvent: (event: WatchEvent) => void, opts: WatchOptions): Promise<void> {
+    opts.signal.throwIfAborted();
+    if (this.#closed) throw new KubernetesApiError(0, 'Closed', 'client closed');
+    const creds = await this.#resolveCredentials();
+    opts.signal.throwIfAborted();
+    const url = new URL(path.replace(/^\//, ''), this.#base);
+    const send = url.protocol === 'http:' ? http.request : https.request;
+    const headers = { ...creds.headers, accept: 'application/json' };
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => reject(this.#transportError(err, 'WATCH', url, opts.signal));
+      const req = send(url, { method: 'GET', headers, agent: creds.watchAgent, signal: opts.signal }, (res) => {
+        res.setEncoding('utf8');
+        if (res.statusCode !== 200) {
+          let text = '';
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            let body: unknown;
+            try {
+              body = JSON.parse(text);
+            } catch {
+              body = undefined;
+            }
+            const st = statusOf({ status: res.statusCode ?? 0, body });
+            reject(new KubernetesApiError(res.statusCode ?? 0, st.reason, `watch ${url.pathname}: ${st.message}`));
+          });
+          res.on('error', fail);
+          return;
+        }
+        let pending = '';
+        res.on('data', (chunk: string) => {
+          pending += chunk;
+          for (let nl = pending.indexOf('\n'); nl !== -1; nl = pending.indexOf('\n')) {
+            const line = pending.slice(0, nl);
+            pending = pending.slice(nl + 1);
+            if (line.trim() === '') continue;
+            let event: WatchEvent;
+            try {
+              event = JSON.parse(line) as WatchEvent;
+            } catch (err) {
+              req.destroy(new Error(`undecodable watch event: ${(err as Error).message}`));
+              return;
+            }
+            onEvent(event);
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', fail);
+        res.on('close', () => {
+          if (!res.complete) fail(new Error('watch connection closed mid-stream'));
+        });
+      });
+      req.setTimeout(opts.idleTimeoutMs, () => req.destroy(new Error(`watch idle for ${opts.idleTimeoutMs} ms`)));
+      req.on('error', fail);
+      req.end();
+    });
+  }
+
+  /** Closes all connections; later requests fail. */
   close(): void {
     this.#closed = true;
     this.#credentials?.agent.destroy();
+    this.#credentials?.watchAgent.destroy();
   }
 
   #transportError(err: Error, method: string, url: URL, signal: AbortSignal | undefined): unknown {
@@ -128,8 +206,10 @@ export class KubeHttp {
     );
     const previous = this.#credentials;
     let agent: http.Agent;
+    let watchAgent: http.Agent;
     if (previous !== undefined && sameTls(previous.tls, tls)) {
       agent = previous.agent;
+      watchAgent = previous.watchAgent;
     } else {
       const agentOpts = {
         keepAlive: true,
@@ -141,11 +221,14 @@ export class KubeHttp {
         ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
         ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
       };
-      agent = this.#base.protocol === 'http:' ? new http.Agent(agentOpts) : new https.Agent(agentOpts);
-      // let in-flight requests on the old agent finish; it closes its sockets when idle
+      const watchOpts = { ...agentOpts, keepAlive: false, maxSockets: Infinity };
+      const Agent = this.#base.protocol === 'http:' ? http.Agent : https.Agent;
+      agent = new Agent(agentOpts);
+      watchAgent = new Agent(watchOpts);
+      // let in-flight requests on the old agents finish; watches end by themselves within minutes
       if (previous !== undefined) setTimeout(() => previous.agent.destroy(), 60_000).unref();
     }
-    this.#credentials = { headers, agent, tls, expiresAt: Date.now() + CREDENTIALS_TTL_MS };
+    this.#credentials = { headers, agent, watchAgent, tls, expiresAt: Date.now() + CREDENTIALS_TTL_MS };
     return this.#credentials;
   }
 }

@@ -105,7 +105,6 @@ export class KubernetesStore implements ClusterStore {
     for (const namespace of this.#namespaces) {
       const reflector = new NamespaceReflector({
         namespace,
-        kubeConfig: this.#kubeConfig,
         http: this.#http,
         sink,
         logger: this.#log,

@@ -1,8 +1,7 @@
 // List + watch of the GameServers in one namespace, forever: pages through the initial list,
 // watches from its resourceVersion, resumes after disconnects, relists when the version expired
 // (410 Gone), backs off while the API server is unreachable.
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
-import { KubernetesApiError, statusOf, type KubeHttp } from './kube-http.ts';
+import { KubernetesApiError, statusOf, type KubeHttp, type WatchEvent } from './kube-http.ts';
 import type { GameServerObject } from './game-server-object.ts';
 import type { StoreLogger } from './store-logger.ts';
 
@@ -22,7 +21,6 @@ export interface ReflectorSink<P> {
 
 export interface ReflectorOptions<P> {
   readonly namespace: string;
-  readonly kubeConfig: KubeConfig;
   readonly http: KubeHttp;
   readonly sink: ReflectorSink<P>;
   readonly logger: StoreLogger;
@@ -40,10 +38,8 @@ const GROUP_VERSION = '/apis/agones.dev/v1';
 export class NamespaceReflector<P> {
   readonly namespace: string;
   readonly #opts: ReflectorOptions<P>;
-  readonly #watch: Watch;
   readonly #path: string;
   readonly #stopController = new AbortController();
-  #watchController: AbortController | undefined;
   #synced = false;
   #resolveSynced!: () => void;
   #loop: Promise<void> | undefined;
@@ -53,7 +49,6 @@ export class NamespaceReflector<P> {
   constructor(opts: ReflectorOptions<P>) {
     this.namespace = opts.namespace;
     this.#opts = opts;
-    this.#watch = new Watch(opts.kubeConfig);
     this.#path = `${GROUP_VERSION}/namespaces/${encodeURIComponent(opts.namespace)}/gameservers`;
     this.whenSynced = new Promise((resolve) => (this.#resolveSynced = resolve));
   }
@@ -69,7 +64,6 @@ export class NamespaceReflector<P> {
 
   async stop(): Promise<void> {
     this.#stopController.abort(new Error('reflector stopped'));
-    this.#watchController?.abort();
     await this.#loop;
   }
 
@@ -168,65 +162,56 @@ export class NamespaceReflector<P> {
   }
 
   /** One watch connection; resolves when it ends (the last resourceVersion seen, or expired). */
-  #watchFrom(resourceVersion: string): Promise<{ resourceVersion: string; expired: boolean; events: number }> {
-    return new Promise((resolve, reject) => {
-      let last = resourceVersion;
-      let expired = false;
-      let events = 0;
-      let failure: unknown;
-      const onEvent = (type: string, obj: unknown): void => {
-        try {
-          const o = obj as GameServerObject & { code?: number; message?: string; reason?: string };
-          switch (type) {
-            case 'ADDED':
-            case 'MODIFIED':
-            case 'DELETED':
-              events++;
-              o.metadata.namespace ??= this.namespace;
-              this.#opts.sink.event(this.namespace, type, o);
-              last = o.metadata.resourceVersion ?? last;
-              break;
-            case 'BOOKMARK':
-              last = o.metadata?.resourceVersion ?? last;
-              break;
-            case 'ERROR':
-              if (o.code === 410) expired = true;
-              else failure = new KubernetesApiError(o.code ?? 0, o.reason ?? '', `watch GameServers in ${this.namespace}: ${o.message ?? 'error event'}`);
-              break;
-            default:
-              break;
+  async #watchFrom(resourceVersion: string): Promise<{ resourceVersion: string; expired: boolean; events: number }> {
+    let last = resourceVersion;
+    let expired = false;
+    let events = 0;
+    let failure: KubernetesApiError | undefined;
+    const onEvent = (event: WatchEvent): void => {
+      const o = event.object as GameServerObject & { code?: number; message?: string; reason?: string };
+      switch (event.type) {
+        case 'ADDED':
+        case 'MODIFIED':
+        case 'DELETED':
+          events++;
+          o.metadata.namespace ??= this.namespace;
+          try {
+            this.#opts.sink.event(this.namespace, event.type, o);
+          } catch (err) {
+            this.#opts.logger.error({ namespace: this.namespace, err: describe(err) }, 'GameServer watch event handling failed');
           }
-        } catch (err) {
-          // the Watch swallows callback exceptions: report them here
-          this.#opts.logger.error({ namespace: this.namespace, err: describe(err) }, 'GameServer watch event handling failed');
-        }
-      };
-      const onDone = (err: unknown): void => {
-        this.#watchController = undefined;
-        if (this.#stopped) return resolve({ resourceVersion: last, expired: false, events });
-        const status = (err as { statusCode?: number } | null)?.statusCode;
-        if (expired || status === 410) return resolve({ resourceVersion: last, expired: true, events });
-        if (failure !== undefined) return reject(failure);
-        // an inactivity timeout of the client (no event for 30 s) is a normal end: resume
-        if (err && (err as { name?: string }).name !== 'TimeoutError') {
-          return reject(status ? new KubernetesApiError(status, '', `watch GameServers in ${this.namespace}: HTTP ${status}`) : err);
-        }
-        resolve({ resourceVersion: last, expired: false, events });
-      };
-      const query = {
-        resourceVersion,
-        allowWatchBookmarks: true,
-        // the server ends the watch after this; client-go picks 5–10 min, likewise
-        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-      };
-      this.#watch.watch(this.#path, query, onEvent, onDone).then(
-        (controller) => {
-          this.#watchController = controller;
-          if (this.#stopped) controller.abort();
-        },
-        (err: unknown) => reject(err),
-      );
+          last = o.metadata.resourceVersion ?? last;
+          break;
+        case 'BOOKMARK':
+          last = o.metadata?.resourceVersion ?? last;
+          break;
+        case 'ERROR':
+          if (o.code === 410) expired = true;
+          else failure = new KubernetesApiError(o.code ?? 0, o.reason ?? '', `watch GameServers in ${this.namespace}: ${o.message ?? 'error event'}`);
+          break;
+        default:
+          break;
+      }
+    };
+    const query = new URLSearchParams({
+      watch: '1',
+      resourceVersion,
+      allowWatchBookmarks: 'true',
+      // the server ends the watch after this; client-go picks 5–10 min, likewise
+      timeoutSeconds: String(300 + Math.floor(Math.random() * 300)),
     });
+    try {
+      // bookmarks (which keep our resourceVersion fresh) come every 1–2 min on a quiet namespace:
+      // a connection silent for longer is presumed dead and replaced
+      await this.#opts.http.watch(`${this.#path}?${query}`, onEvent, { signal: this.#stopController.signal, idleTimeoutMs: 150_000 });
+    } catch (err) {
+      if (this.#stopped) return { resourceVersion: last, expired: false, events };
+      if (err instanceof KubernetesApiError && err.status === 410) return { resourceVersion: last, expired: true, events };
+      throw err;
+    }
+    if (expired) return { resourceVersion: last, expired: true, events };
+    if (failure !== undefined) throw failure;
+    return { resourceVersion: last, expired: false, events };
   }
 
   #sleep(ms: number): Promise<void> {
@@ -253,7 +238,7 @@ function jitter(ms: number): number {
 /** A short, loggable description of an error (with its cause, e.g. ECONNREFUSED). */
 export function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  const cause = err.cause instanceof Error && !err.message.includes(err.cause.message) ? `: ${err.cause.message}` : '';
   const code = (err as { code?: unknown }).code;
   return `${err.message}${cause}${typeof code === 'string' ? ` (${code})` : ''}`;
 }

@@ -231,6 +231,7 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     console.log(`API server restart took ${restartMs} ms; store logged ${warnings.length} warnings: ${warnings.map((w) => w.message).join(' | ')}`);
     assert.ok(warnings.length > 0, 'the outage is logged at warn');
     assert.ok(warnings.every((w) => (w.fields as { namespace?: string }).namespace === ns));
+    assert.ok(logger.lines.some((x) => x.level === 'info' && /working again/.test(x.message)), 'recovery is logged');
     // and the store still writes
     const gs = store.get(ns, 'after');
     assert.ok(gs);

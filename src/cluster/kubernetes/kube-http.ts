@@ -43,6 +43,8 @@ export interface WatchOptions {
   readonly signal: AbortSignal;
   /** The connection is dropped (and the watch rejects) after this long without a byte. */
   readonly idleTimeoutMs: number;
+  /** Called once the server accepted the watch (HTTP 200). */
+  readonly onOpen?: () => void;
 }
 
 interface Credentials {
@@ -147,6 +149,7 @@ export class KubeHttp {
           res.on('error', fail);
           return;
         }
+        opts.onOpen?.();
         let pending = '';
         res.on('data', (chunk: string) => {
           pending += chunk;

@@ -79,10 +79,19 @@ export class NamespaceReflector<P> {
     let failures = 0;
     let resourceVersion = '';
     let listed = false;
+    let phase: 'list' | 'watch' = 'list';
+    const recovered = (): void => {
+      if (failures === 0) return;
+      log.info({ namespace: this.namespace, failures }, `GameServer ${phase} working again`);
+      failures = 0;
+      backoff = minBackoff;
+    };
     while (!this.#stopped) {
       try {
         if (resourceVersion === '') {
+          phase = 'list';
           resourceVersion = await this.#list(listed);
+          recovered();
           if (!listed) {
             listed = true;
             this.#synced = true;
@@ -90,9 +99,9 @@ export class NamespaceReflector<P> {
           }
         }
         const started = Date.now();
-        const result = await this.#watchFrom(resourceVersion);
+        phase = 'watch';
+        const result = await this.#watchFrom(resourceVersion, recovered);
         if (this.#stopped) break;
-        if (failures > 0) log.info({ namespace: this.namespace, failures }, 'GameServer watch re-established');
         if (result.expired) {
           log.info({ namespace: this.namespace, resourceVersion }, 'GameServer watch expired (410 Gone); relisting');
           resourceVersion = '';
@@ -100,7 +109,6 @@ export class NamespaceReflector<P> {
           resourceVersion = result.resourceVersion;
         }
         if (result.events > 0 || Date.now() - started > 5_000 || result.expired) {
-          failures = 0;
           backoff = minBackoff;
           continue;
         }
@@ -118,7 +126,7 @@ export class NamespaceReflector<P> {
         const delay = jitter(backoff);
         log.warn(
           { namespace: this.namespace, err: describe(err), failures, retryInMs: Math.round(delay) },
-          listed ? 'GameServer watch failed; retrying' : 'GameServer initial list failed; retrying',
+          `GameServer ${phase === 'list' && !listed ? 'initial list' : phase} failed; retrying`,
         );
         await this.#sleep(delay);
         backoff = Math.min(maxBackoff, backoff * 2);
@@ -162,7 +170,7 @@ export class NamespaceReflector<P> {
   }
 
   /** One watch connection; resolves when it ends (the last resourceVersion seen, or expired). */
-  async #watchFrom(resourceVersion: string): Promise<{ resourceVersion: string; expired: boolean; events: number }> {
+  async #watchFrom(resourceVersion: string, onOpen: () => void): Promise<{ resourceVersion: string; expired: boolean; events: number }> {
     let last = resourceVersion;
     let expired = false;
     let events = 0;
@@ -203,7 +211,7 @@ export class NamespaceReflector<P> {
     try {
       // bookmarks (which keep our resourceVersion fresh) come every 1–2 min on a quiet namespace:
       // a connection silent for longer is presumed dead and replaced
-      await this.#opts.http.watch(`${this.#path}?${query}`, onEvent, { signal: this.#stopController.signal, idleTimeoutMs: 150_000 });
+      await this.#opts.http.watch(`${this.#path}?${query}`, onEvent, { signal: this.#stopController.signal, idleTimeoutMs: 150_000, onOpen });
     } catch (err) {
       if (this.#stopped) return { resourceVersion: last, expired: false, events };
       if (err instanceof KubernetesApiError && err.status === 410) return { resourceVersion: last, expired: true, events };

@@ -2,30 +2,11 @@
 // to a remote gateway and (2) through a front gateway whose policy forwards it there. Prints
 // latency p50/p99 and CPU per call, and the overhead as ratios and absolute additions.
 // Runnable alone: `node test/bench/forwarding.ts` (about a minute); `npm run bench` calls benchForwarding().
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../helpers/certs.ts';
-import { cpuSeconds, ghzPath, ROOT, spawnNode, table, writeFleet, type Certs, type LoadResult } from './harness.ts';
-
-/**
- * ghz from its own process, fed a descriptor set built by buf: ghz's own .proto parser rejects
- * proto3 `optional` (AllocationResponse.metadata).
- */
-function ghzRun(o: { ghz: string; protoset: string; certs: Certs; port: number; pid: number; concurrency: number; total: number; data: unknown }): LoadResult {
-  const cpu0 = cpuSeconds(o.pid);
-  const out = execFileSync(o.ghz, [
-    '--cacert', o.certs.caFile, '--cert', o.certs.clientCertFile, '--key', o.certs.clientKeyFile, '--cname', 'localhost',
-    '--protoset', o.protoset, '--call', 'allocation.AllocationService/Allocate', '-d', JSON.stringify(o.data),
-    '-c', String(o.concurrency), '-n', String(o.total), '--connections', '1', '--format', 'json', `127.0.0.1:${o.port}`,
-  ], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  const cpu = cpuSeconds(o.pid) - cpu0;
-  const r = JSON.parse(out) as { count: number; rps: number; statusCodeDistribution?: Record<string, number>; latencyDistribution: { percentage: number; latency: number }[] | null };
-  const pct = (p: number) => (r.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? NaN) / 1e6;
-  const codes = r.statusCodeDistribution ?? {};
-  return { count: r.count, rps: r.rps, p50Ms: pct(50), p99Ms: pct(99), ok: codes.OK ?? 0, codes, cpuSeconds: cpu };
-}
+import { cpuSeconds, ghz, ghzPath, ROOT, spawnNode, table, writeFleet, type Certs, type LoadResult } from './harness.ts';
 
 function gatewayArgs(certs: Certs, fleet: string, extra: string[] = []): string[] {
   return [
@@ -39,8 +20,6 @@ export async function benchForwarding(opts: { total: number; concurrency: number
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-fwd-'));
   const certs = makeCerts(join(dir, 'pki'), 'bench-client');
   const bin = ghzPath();
-  const protoset = join(dir, 'allocation.binpb');
-  execFileSync(join(ROOT, 'node_modules/.bin/buf'), ['build', join(ROOT, 'proto'), '--path', join(ROOT, 'proto/allocation'), '-o', protoset], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   // A constant pool: Allocated GameServers re-allocated by an ALLOCATED selector, so the remote's
   // pick cost does not drift as the run consumes Ready ones (that is the engine's benchmark).
   const remoteFleet = join(dir, 'remote.yaml');
@@ -68,7 +47,7 @@ export async function benchForwarding(opts: { total: number; concurrency: number
     const data = { namespace: 'default', gameServerSelectors: [{ matchLabels: { mode: 'bench' }, gameServerState: 'ALLOCATED' }] };
     const forwarded = { ...data, multiClusterSetting: { enabled: true } };
     const run = (port: number, pid: number, d: unknown, total: number): LoadResult =>
-      ghzRun({ ghz: bin, protoset, certs, port, pid, concurrency: opts.concurrency, total, data: d });
+      ghz({ ghz: bin, certs, port, pid, concurrency: opts.concurrency, total, data: d });
     // warm-up: connections, JIT, the front's capacity cache
     run(remotePort, remote.pid, data, 500);
     run(Number(front.line.grpcPort), front.pid, forwarded, 500);

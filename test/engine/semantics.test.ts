@@ -1,7 +1,7 @@
 // Agones' allocation semantics, one case per spec field, over real gRPC and REST with mTLS.
 // Each case runs twice, through each door against identical clusters; the doors must agree.
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import type { GameServer } from '../../src/allocation/types.ts';
 import type { WireAllocationRequest } from '../../src/allocation/wire.ts';
 import { AllocatorError } from '../../src/client/index.ts';
@@ -256,11 +256,11 @@ function normalise(res: Record<string, any>): Record<string, any> {
 }
 
 describe('allocation semantics over gRPC and REST', async () => {
-  const certs = devCerts({ after: (fn) => process.on('exit', fn) });
+  const certs = devCerts({ after });
   for (const c of CASES) {
     test(c.name, async (t) => {
       const start = () => startGateway(t, { certs, gameServers: c.cluster.map((g) => structuredClone(g)), ...(c.config ? { config: c.config } : {}) });
-      const [viaGrpc, viaRest]: TestGateway[] = await Promise.all([start(), start()]);
+      const [viaGrpc, viaRest]: [TestGateway, TestGateway] = await Promise.all([start(), start()]);
       let grpcJson: Record<string, any> | null = null;
       let grpcCode: string | null = null;
       try {

@@ -123,7 +123,7 @@ describe('gRPC door', async () => {
     const { HealthClient } = await healthClient();
     const client = new HealthClient(gw.grpcAddress, grpc.credentials.createSsl(readFileSync(certs.caFile), readFileSync(certs.clientKeyFile), readFileSync(certs.clientCertFile)), { 'grpc.ssl_target_name_override': 'localhost' });
     for (const service of ['', 'allocation.AllocationService']) {
-      const res = await new Promise<{ status: string }>((resolve, reject) => client.check({ service }, (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r))));
+      const res = await new Promise<{ status: string }>((resolve, reject) => (client as unknown as { check: (req: object, cb: (e: Error | null, r: { status: string }) => void) => void }).check({ service }, (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r))));
       assert.equal(res.status, 'SERVING');
     }
     client.close();

@@ -4,7 +4,7 @@ import { AllocationError } from '../allocation/errors.ts';
 import { gameServerKey, type Allocation, type AllocationRequest, type GameServer, type GameServerSelector } from '../allocation/types.ts';
 import { StoreConflict, StoreNotFound, type ClusterStore } from '../cluster/store.ts';
 import { applyAllocation } from './actions.ts';
-import { GameServerIndex } from './game-server-index.ts';
+import { GameServerIndex, type NodeRun } from './game-server-index.ts';
 import { matches } from './match.ts';
 import { compareDistributed, comparePacked } from './order.ts';
 
@@ -60,6 +60,48 @@ export function abortError(signal: AbortSignal): AllocationError {
     : new AllocationError('CANCELLED', 'the caller cancelled the request');
 }
 
+function firstUsable(run: NodeRun, usable: (gs: GameServer) => boolean): GameServer | undefined {
+  for (const gs of run) if (usable(gs)) return gs;
+  return undefined;
+}
+
+function* flatten(runs: Iterable<NodeRun>): Iterable<GameServer> {
+  for (const run of runs) yield* run;
+}
+
+/** The smallest usable candidate by `compare`. */
+function pickBest(candidates: Iterable<GameServer>, usable: (gs: GameServer) => boolean, compare: (a: GameServer, b: GameServer) => number): GameServer | undefined {
+  let best: GameServer | undefined;
+  for (const gs of candidates) if (usable(gs) && (!best || compare(gs, best) < 0)) best = gs;
+  return best;
+}
+
+/** Probes this many random candidates before falling back to a full uniform scan. */
+const RANDOM_PROBES = 32;
+
+/** Distributed: a uniformly random usable GameServer, by random probes, then reservoir sampling. */
+function pickRandom(runs: ReadonlyMap<string, NodeRun>, usable: (gs: GameServer) => boolean): GameServer | undefined {
+  let total = 0;
+  for (const run of runs.values()) total += run.length;
+  for (let probe = 0; probe < RANDOM_PROBES; probe++) {
+    let at = Math.floor(Math.random() * total);
+    for (const run of runs.values()) {
+      if (at < run.length) {
+        const gs = run[at]!;
+        if (usable(gs)) return gs;
+        break;
+      }
+      at -= run.length;
+    }
+  }
+  let chosen: GameServer | undefined;
+  let seen = 0;
+  for (const run of runs.values()) {
+    for (const gs of run) if (usable(gs) && Math.random() * ++seen < 1) chosen = gs;
+  }
+  return chosen;
+}
+
 export class Engine {
   readonly index: GameServerIndex;
   readonly #store: ClusterStore;
@@ -100,27 +142,40 @@ export class Engine {
   }
 
   #pickFor(req: AllocationRequest, s: GameServerSelector, tried: ReadonlyMap<string, string>): GameServer | undefined {
-    const random = req.scheduling === 'Distributed' && req.priorities.length === 0;
-    let best: GameServer | undefined;
-    let seen = 0;
-    for (const gs of this.index.candidates(req.namespace, s.gameServerState, s.matchLabels)) {
-      if (!matches(gs, s)) continue;
+    const runs = this.index.runs(req.namespace, s.gameServerState, s.matchLabels);
+    if (runs.size === 0) return undefined;
+    const usable = (gs: GameServer): boolean => {
+      if (!matches(gs, s)) return false;
       const key = gameServerKey(gs);
-      if (this.#inFlight.has(key) || tried.get(key) === gs.resourceVersion) continue;
-      if (random) {
-        // Reservoir sampling: a uniform pick in one pass.
-        if (Math.random() * ++seen < 1) best = gs;
-      } else if (!best || this.#compare(gs, best, req) < 0) {
-        best = gs;
-      }
+      return !this.#inFlight.has(key) && tried.get(key) !== gs.resourceVersion;
+    };
+    if (req.scheduling === 'Distributed') {
+      return req.priorities.length === 0 ? pickRandom(runs, usable) : pickBest(flatten(runs.values()), usable, (a, b) => compareDistributed(a, b, req.priorities));
     }
-    return best;
+    return this.#pickPacked(runs, usable, req);
   }
 
-  #compare(a: GameServer, b: GameServer, req: AllocationRequest): number {
-    return req.scheduling === 'Packed'
-      ? comparePacked(a, b, this.index, req.priorities, this.#opts.playerAllocationFilter)
-      : compareDistributed(a, b, req.priorities);
+  /**
+   * Packed: nodes in order of (Allocated desc, Ready desc); inside a group of equally busy nodes the
+   * comparator decides. Without priorities or player ordering, each node's run is already in name
+   * order, so the first usable GameServer of a node is that node's best: the walk stops early.
+   */
+  #pickPacked(runs: ReadonlyMap<string, NodeRun>, usable: (gs: GameServer) => boolean, req: AllocationRequest): GameServer | undefined {
+    const nodes = [...runs.keys()].map((node) => ({ node, allocated: this.index.allocatedOn(node), ready: this.index.readyOn(node) }));
+    nodes.sort((a, b) => b.allocated - a.allocated || b.ready - a.ready);
+    const byNameOnly = req.priorities.length === 0 && !this.#opts.playerAllocationFilter;
+    const compare = (a: GameServer, b: GameServer) => comparePacked(a, b, this.index, req.priorities, this.#opts.playerAllocationFilter);
+    for (let i = 0; i < nodes.length; ) {
+      let j = i;
+      while (j < nodes.length && nodes[j]!.allocated === nodes[i]!.allocated && nodes[j]!.ready === nodes[i]!.ready) j++;
+      const group = nodes.slice(i, j).map((n) => runs.get(n.node)!);
+      const best = byNameOnly
+        ? pickBest(group.map((run) => firstUsable(run, usable)).filter((g): g is GameServer => g !== undefined), () => true, compare)
+        : pickBest(flatten(group), usable, compare);
+      if (best) return best;
+      i = j;
+    }
+    return undefined;
   }
 
   /** Allocates one GameServer for the request in the local cluster. */

@@ -4,40 +4,97 @@ import { gameServerKey, type GameServer, type SelectorState } from '../allocatio
 import type { StoreListener } from '../cluster/store.ts';
 import type { NodeCounts } from './order.ts';
 
-/** GameServers of one namespace in one allocatable state. */
+/** GameServers on one node, kept sorted by name so Packed's name order needs no sort per pick. */
+export type NodeRun = readonly GameServer[];
+
+function insertSorted(run: GameServer[], gs: GameServer): void {
+  let lo = 0;
+  let hi = run.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (run[mid]!.name < gs.name) lo = mid + 1;
+    else hi = mid;
+  }
+  run.splice(lo, 0, gs);
+}
+
+function removeSorted(run: GameServer[], gs: GameServer): void {
+  let lo = 0;
+  let hi = run.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (run[mid]!.name < gs.name) lo = mid + 1;
+    else hi = mid;
+  }
+  if (run[lo]?.name === gs.name) run.splice(lo, 1);
+}
+
+/** A set of GameServers split per node into name-sorted runs. */
+class NodeRuns {
+  readonly byNode = new Map<string, GameServer[]>();
+  size = 0;
+
+  add(gs: GameServer): void {
+    let run = this.byNode.get(gs.nodeName);
+    if (!run) this.byNode.set(gs.nodeName, (run = []));
+    insertSorted(run, gs);
+    this.size++;
+  }
+
+  delete(gs: GameServer): void {
+    const run = this.byNode.get(gs.nodeName);
+    if (!run) return;
+    removeSorted(run, gs);
+    this.size--;
+    if (run.length === 0) this.byNode.delete(gs.nodeName);
+  }
+}
+
+/**
+ * GameServers of one namespace in one allocatable state, per node and per label pair, so a pick
+ * visits only the nodes and label sets that can hold a match and walks them in name order.
+ */
 class Pool {
   readonly byName = new Map<string, GameServer>();
-  readonly #byLabel = new Map<string, Set<GameServer>>();
+  readonly all = new NodeRuns();
+  readonly #byLabel = new Map<string, NodeRuns>();
 
   add(gs: GameServer): void {
     this.byName.set(gs.name, gs);
+    this.all.add(gs);
     for (const k in gs.labels) {
       const id = `${k}\u0000${gs.labels[k]}`;
-      let set = this.#byLabel.get(id);
-      if (!set) this.#byLabel.set(id, (set = new Set()));
-      set.add(gs);
+      let runs = this.#byLabel.get(id);
+      if (!runs) this.#byLabel.set(id, (runs = new NodeRuns()));
+      runs.add(gs);
     }
   }
 
   delete(gs: GameServer): void {
     this.byName.delete(gs.name);
+    this.all.delete(gs);
     for (const k in gs.labels) {
       const id = `${k}\u0000${gs.labels[k]}`;
-      const set = this.#byLabel.get(id);
-      set?.delete(gs);
-      if (set?.size === 0) this.#byLabel.delete(id);
+      const runs = this.#byLabel.get(id);
+      runs?.delete(gs);
+      if (runs?.size === 0) this.#byLabel.delete(id);
     }
   }
 
-  /** The smallest candidate set that can hold every match for these labels. */
-  candidates(matchLabels: Readonly<Record<string, string>>): Iterable<GameServer> {
-    let best: Set<GameServer> | undefined;
+  /** The smallest per-node set that holds every GameServer carrying these labels, or null if none can. */
+  runs(matchLabels: Readonly<Record<string, string>>): NodeRuns | null {
+    let best: NodeRuns | undefined;
     for (const k in matchLabels) {
-      const set = this.#byLabel.get(`${k}\u0000${matchLabels[k]}`);
-      if (!set) return [];
-      if (!best || set.size < best.size) best = set;
+      const runs = this.#byLabel.get(`${k}\u0000${matchLabels[k]}`);
+      if (!runs) return null;
+      if (!best || runs.size < best.size) best = runs;
     }
-    return best ?? this.byName.values();
+    return best ?? this.all;
+  }
+
+  /** Sizes of every label pair's set ("key\u0000value" → count). */
+  labelSizes(): Map<string, number> {
+    return new Map([...this.#byLabel].map(([id, runs]) => [id, runs.size]));
   }
 }
 
@@ -46,6 +103,8 @@ export interface PoolCounts {
   readonly ready: number;
   readonly allocated: number;
 }
+
+const EMPTY: ReadonlyMap<string, NodeRun> = new Map();
 
 /** Keeps the engine's indexes in step with a ClusterStore (it is the store's listener). */
 export class GameServerIndex implements StoreListener, NodeCounts {
@@ -120,9 +179,19 @@ export class GameServerIndex implements StoreListener, NodeCounts {
     return this.#all.get(`${namespace}/${name}`);
   }
 
-  /** Candidates in a namespace and state that carry every label in matchLabels. */
-  candidates(namespace: string, state: SelectorState, matchLabels: Readonly<Record<string, string>>): Iterable<GameServer> {
-    return this.#pools.get(`${namespace}\u0000${state}`)?.candidates(matchLabels) ?? [];
+  /** Candidates in a namespace and state that may carry every label in matchLabels, per node in name order. */
+  runs(namespace: string, state: SelectorState, matchLabels: Readonly<Record<string, string>>): ReadonlyMap<string, NodeRun> {
+    return this.#pools.get(`${namespace}\u0000${state}`)?.runs(matchLabels)?.byNode ?? EMPTY;
+  }
+
+  /** Every GameServer of a namespace in a state. */
+  all(namespace: string, state: SelectorState): Iterable<GameServer> {
+    return this.#pools.get(`${namespace}\u0000${state}`)?.byName.values() ?? [];
+  }
+
+  /** Per label pair ("key\u0000value"), how many GameServers of a namespace in a state carry it. */
+  labelCounts(namespace: string, state: SelectorState): Map<string, number> {
+    return this.#pools.get(`${namespace}\u0000${state}`)?.labelSizes() ?? new Map();
   }
 
   /** The GameServer whose indexed annotation has this value, in this namespace. */
@@ -135,10 +204,12 @@ export class GameServerIndex implements StoreListener, NodeCounts {
   counts(namespace: string, matchLabels: Readonly<Record<string, string>> = {}): PoolCounts {
     const size = (state: SelectorState): number => {
       let n = 0;
-      for (const gs of this.candidates(namespace, state, matchLabels)) {
-        let ok = true;
-        for (const k in matchLabels) if (gs.labels[k] !== matchLabels[k]) ok = false;
-        if (ok) n++;
+      for (const run of this.runs(namespace, state, matchLabels).values()) {
+        for (const gs of run) {
+          let ok = true;
+          for (const k in matchLabels) if (gs.labels[k] !== matchLabels[k]) ok = false;
+          if (ok) n++;
+        }
       }
       return n;
     };

@@ -25,7 +25,7 @@ export function namespaceCapacity(index: GameServerIndex, namespace: string, max
   const total = { ready: 0, allocated: 0 };
   for (const state of ['Ready', 'Allocated'] as const) {
     const field = state === 'Ready' ? 'ready' : 'allocated';
-    for (const gs of index.candidates(namespace, state, {})) {
+    for (const gs of index.all(namespace, state)) {
       if (gs.deleting) continue;
       total[field]++;
       for (const k in gs.labels) {

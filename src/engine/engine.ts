@@ -196,7 +196,7 @@ export class Engine {
       try {
         const next = applyAllocation(gs, req, this.#now(), ctx.annotations);
         // The write is not tied to the caller's signal: once sent it must finish so its outcome is known.
-        const written = await this.#store.update(next, AbortSignal.timeout(this.#opts.writeTimeoutMs));
+        const written = await this.#write(next);
         if (ctx.signal.aborted) {
           await this.#release(gs, written);
           throw abortError(ctx.signal);
@@ -215,10 +215,21 @@ export class Engine {
     throw new AllocationError('CONTENTION', 'too many concurrent allocations competed for the same GameServers; retry');
   }
 
+  /** One store write bounded by writeTimeoutMs (a cleared timer: AbortSignal.timeout would fire later for every write). */
+  async #write(gs: GameServer): Promise<GameServer> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DOMException('write timed out', 'TimeoutError')), this.#opts.writeTimeoutMs);
+    try {
+      return await this.#store.update(gs, controller.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Undoes an allocation nobody will receive (the caller gave up while it was being written). */
   async #release(before: GameServer, written: GameServer): Promise<void> {
     try {
-      await this.#store.update({ ...before, resourceVersion: written.resourceVersion }, AbortSignal.timeout(this.#opts.writeTimeoutMs));
+      await this.#write({ ...before, resourceVersion: written.resourceVersion });
       this.#opts.logger.warn({ gameServer: gameServerKey(before) }, 'caller gave up during the allocation write; GameServer released');
     } catch (err) {
       this.#opts.logger.warn({ gameServer: gameServerKey(before), err }, 'could not release a GameServer whose caller gave up');

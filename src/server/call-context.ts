@@ -25,6 +25,7 @@ export function createCallContext(opts: {
   const startedAt = Date.now();
   const deadlineMs = Number.isFinite(opts.deadlineMs) ? opts.deadlineMs : startedAt + opts.defaultDeadlineMs;
   const controller = new AbortController();
+  let finished = false;
   const timer = setTimeout(
     () => controller.abort(new DOMException('deadline exceeded', 'TimeoutError')),
     Math.max(0, deadlineMs - startedAt),
@@ -38,7 +39,13 @@ export function createCallContext(opts: {
     reqId: opts.requestId && SAFE_ID.test(opts.requestId) ? opts.requestId : randomUUID(),
     identity: opts.identity,
     idempotencyKey: opts.idempotencyKey && opts.idempotencyKey.length > 0 ? opts.idempotencyKey : null,
-    cancel: () => controller.abort(new DOMException('cancelled', 'AbortError')),
-    done: () => clearTimeout(timer),
+    // grpc-js reports every call as cancelled when its stream closes, also after a reply.
+    cancel: () => {
+      if (!finished) controller.abort(new DOMException('cancelled', 'AbortError'));
+    },
+    done: () => {
+      finished = true;
+      clearTimeout(timer);
+    },
   };
 }

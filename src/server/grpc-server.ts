@@ -9,6 +9,8 @@ import { packageDefinition } from '../protocol/proto.ts';
 import { toServiceError, toWireError } from './status.ts';
 import { AllocationError } from '../allocation/errors.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
+import type { Admission } from './admission.ts';
+import type { Authorizer } from './authorization.ts';
 
 /** Matches agones-allocator's listener: clients may ping at most once a minute. */
 export const KEEPALIVE = {
@@ -27,6 +29,13 @@ export interface GrpcServerOptions {
   readonly handler: AllocateHandler;
   readonly defaultDeadlineMs: number;
   readonly maxReceiveMessageBytes: number;
+  /** HTTP/2 streams one connection may have open; more wait at the client (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly maxConcurrentStreams?: number;
+  /** HTTP/2 session memory (MiB) per connection before new streams are refused. */
+  readonly maxSessionMemoryMiB?: number;
+  /** Applied to the extra services too (Allocate gets it through the handler). */
+  readonly admission?: Admission;
+  readonly authorizer?: Authorizer;
   /** Extra unary services on the same port and TLS (e.g. gateway.v1.GatewayService). */
   readonly extraServices?: readonly ExtraService[];
 }
@@ -47,6 +56,32 @@ const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
 
 const SERVICE = 'allocation.AllocationService';
 
+/** What the verified client certificate says about the caller. */
+interface Peer {
+  readonly identity: string | null;
+  readonly clientAuth: boolean;
+}
+
+const peers = new WeakMap<object, Peer>();
+
+/**
+ * The caller's identity, parsed once per connection: getPeerCertificate() decodes the certificate
+ * on every call and cost 12 % of an Allocate's CPU. The TLS socket is reached through grpc-js
+ * internals; when that path changes we fall back to the public getAuthContext() per call.
+ */
+function peerOf(call: grpc.ServerUnaryCall<unknown, unknown>): Peer {
+  type Layer = { nextCall?: Layer; stream?: { session?: { socket?: object } } };
+  let layer = (call as unknown as { call?: Layer }).call;
+  while (layer && !layer.stream && layer.nextCall) layer = layer.nextCall;
+  const socket = layer?.stream?.session?.socket;
+  const cached = socket ? peers.get(socket) : undefined;
+  if (cached) return cached;
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  const peer = { identity: clientIdentity(cert), clientAuth: hasClientAuthUsage(cert) };
+  if (socket) peers.set(socket, peer);
+  return peer;
+}
+
 export class GrpcServer {
   readonly #server: grpc.Server;
   readonly #opts: GrpcServerOptions;
@@ -60,6 +95,9 @@ export class GrpcServer {
       'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
       'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
       'grpc.max_connection_idle_ms': KEEPALIVE.idleMs,
+      // A caller cannot open unbounded streams or buffer unbounded frames on one connection.
+      'grpc.max_concurrent_streams': opts.maxConcurrentStreams ?? 128,
+      'grpc-node.max_session_memory': opts.maxSessionMemoryMiB ?? 16,
     });
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
     this.#server.addService(service, { Allocate: this.#allocate.bind(this) });
@@ -76,7 +114,7 @@ export class GrpcServer {
     call: grpc.ServerUnaryCall<WireAllocationRequest, WireAllocationResponse>,
     callback: grpc.sendUnaryData<WireAllocationResponse>,
   ): Promise<void> {
-    const peerCert = call.getAuthContext()?.sslPeerCertificate;
+    const peer = peerOf(call);
     const first = (key: string): string | undefined => {
       const v = call.metadata.get(key)[0];
       return typeof v === 'string' ? v : undefined;
@@ -87,16 +125,13 @@ export class GrpcServer {
       deadlineMs: deadline instanceof Date ? deadline.getTime() : deadline,
       defaultDeadlineMs: this.#opts.defaultDeadlineMs,
       requestId: first('x-request-id'),
-      identity: clientIdentity(peerCert),
+      identity: peer.identity,
       idempotencyKey: first('idempotency-key'),
     });
     call.on('cancelled', () => ctx.cancel());
-    if (!hasClientAuthUsage(peerCert)) {
-      ctx.done();
-      callback(toServiceError(toWireError(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'))) as grpc.ServiceError);
-      return;
-    }
-    const outcome = await this.#opts.handler.handle(call.request, ctx);
+    const outcome = peer.clientAuth
+      ? await this.#opts.handler.handle(call.request, ctx)
+      : this.#opts.handler.refuse(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'), ctx);
     const cluster = outcome.ok ? outcome.response.metadata?.annotations?.[CLUSTER_ANNOTATION] : undefined;
     if (outcome.ok && cluster) {
       const trailer = new grpc.Metadata();
@@ -109,9 +144,18 @@ export class GrpcServer {
   /** Adapts a transport-free handler: same client-certificate rules and error map as Allocate. */
   #unary(handler: UnaryHandler): grpc.handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
-      const peerCert = call.getAuthContext()?.sslPeerCertificate;
-      if (!hasClientAuthUsage(peerCert)) {
+      const peer = peerOf(call);
+      if (!peer.clientAuth) {
         callback(toServiceError(toWireError(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'))) as grpc.ServiceError);
+        return;
+      }
+      const identity = peer.identity;
+      let release: (() => void) | undefined;
+      try {
+        this.#opts.authorizer?.checkKnown(identity);
+        release = this.#opts.admission?.admit(identity);
+      } catch (err) {
+        callback(toServiceError(toWireError(err)) as grpc.ServiceError);
         return;
       }
       const deadline = call.getDeadline();
@@ -119,10 +163,13 @@ export class GrpcServer {
       const controller = new AbortController();
       const timer = Number.isFinite(ms) ? setTimeout(() => controller.abort(), Math.max(0, ms - Date.now())) : undefined;
       call.on('cancelled', () => controller.abort());
-      handler(call.request, { identity: clientIdentity(peerCert), signal: controller.signal }).then(
+      handler(call.request, { identity, signal: controller.signal }).then(
         (res) => callback(null, res),
         (err: unknown) => callback(toServiceError(toWireError(err)) as grpc.ServiceError),
-      ).finally(() => clearTimeout(timer));
+      ).finally(() => {
+        clearTimeout(timer);
+        release?.();
+      });
     };
   }
 

@@ -1,8 +1,7 @@
 // Shared pieces of the benchmarks: processes under test, ghz runs, CPU accounting from /proc.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
@@ -32,23 +31,39 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-/** Spawns a node process and waits until a stdout line satisfies `ready` (parsed JSON lines). */
-export async function spawnNode(args: string[], ready: (line: Record<string, unknown>) => boolean, env: NodeJS.ProcessEnv = {}): Promise<Proc & { line: Record<string, unknown> }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
-  const rl = createInterface({ input: child.stdout! });
+/**
+ * Spawns a node process whose stdout goes to a file (never a pipe: a benchmark runs ghz
+ * synchronously, and a full pipe would stall the process under test in its logger), and waits
+ * until a JSON line of that file satisfies `ready`.
+ */
+export async function spawnNode(args: string[], ready: (line: Record<string, unknown>) => boolean, env: NodeJS.ProcessEnv = {}): Promise<Proc & { line: Record<string, unknown>; logFile: string }> {
+  const logFile = join(mkdtempSync(join(tmpdir(), 'gw-proc-')), 'stdout.log');
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', fd, 'inherit'], env: { ...process.env, ...env } });
+  closeSync(fd);
+  let exited: number | null = null;
+  child.once('exit', (code) => (exited = code ?? -1));
   const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code} before it was ready`)));
-    rl.on('line', (l) => {
-      try {
-        const j = JSON.parse(l) as Record<string, unknown>;
-        if (ready(j)) resolve(j);
-      } catch {
-        // not JSON
+    const poll = setInterval(() => {
+      for (const l of readFileSync(logFile, 'utf8').split('\n')) {
+        try {
+          const j = JSON.parse(l) as Record<string, unknown>;
+          if (ready(j)) {
+            clearInterval(poll);
+            return resolve(j);
+          }
+        } catch {
+          // not JSON
+        }
       }
-    });
+      if (exited !== null) {
+        clearInterval(poll);
+        reject(new Error(`${args.join(' ')} exited with ${exited} before it was ready`));
+      }
+    }, 50);
   });
-  child.stdout!.resume();
   return {
+    logFile,
     child,
     pid: child.pid!,
     line,

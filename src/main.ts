@@ -26,10 +26,9 @@ import { AllocateHandler } from './server/allocate-handler.ts';
 import { GrpcServer } from './server/grpc-server.ts';
 import { RestServer } from './server/rest-server.ts';
 import { OpsServer } from './server/ops-server.ts';
+import { Admission } from './server/admission.ts';
+import { Authorizer } from './server/authorization.ts';
 import { TlsError, TlsWatcher } from './server/tls.ts';
-
-/** gRPC's default receive limit, applied to REST bodies too. */
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 async function buildPolicySource(config: Readonly<Config>, logger: Logger): Promise<PolicySource> {
   const m = config.multiCluster;
@@ -137,11 +136,21 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
   });
   const router: Router = policyRouter;
   const decode = { playerAllocationFilter: config.allocation.playerAllocationFilter };
+  const adm = config.admission;
+  const admission = new Admission({
+    maxInFlight: adm.maxInFlight,
+    perClientRps: adm.perClientRps,
+    ...(adm.perClientBurst !== undefined ? { perClientBurst: adm.perClientBurst } : {}),
+    maxTrackedClients: adm.maxTrackedClients,
+  });
+  const authorizer = new Authorizer(config.authorization);
   const handler = new AllocateHandler({
     router,
     decode,
     logger: logger.child({ component: 'allocate' }),
     metrics,
+    admission,
+    authorizer,
   });
   let draining = false;
   const grpcServer = new GrpcServer({
@@ -150,7 +159,11 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     tls: tlsWatcher,
     handler,
     defaultDeadlineMs: config.allocation.defaultDeadlineMs,
-    maxReceiveMessageBytes: MAX_MESSAGE_BYTES,
+    maxReceiveMessageBytes: adm.maxMessageBytes,
+    maxConcurrentStreams: adm.maxConcurrentStreams,
+    maxSessionMemoryMiB: adm.maxSessionMemoryMiB,
+    admission,
+    authorizer,
     extraServices: [
       {
         name: GATEWAY_SERVICE,
@@ -171,7 +184,8 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     minVersion: config.tls.minVersion,
     handler,
     defaultDeadlineMs: config.allocation.defaultDeadlineMs,
-    maxBodyBytes: MAX_MESSAGE_BYTES,
+    maxBodyBytes: adm.maxMessageBytes,
+    maxConnections: adm.maxRestConnections,
     documents: { '/openapi.yaml': ['application/yaml', readFileSync(new URL('../proto/allocation/openapi.yaml', import.meta.url))] },
   });
   // Load balancers probe with bare TCP; such handshake failures are not worth more than debug.

@@ -92,6 +92,44 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   multiCluster: MultiCluster.prefault({}),
+  admission: z
+    .strictObject({
+      /** Allocate calls served at once across both doors; beyond it UNAVAILABLE, reason OVERLOADED (0 = no bound). */
+      maxInFlight: z.coerce.number().int().min(0).default(1024),
+      /** Sustained Allocate calls per second per client identity; beyond it UNAVAILABLE, reason RATE_LIMITED (0 = off). */
+      perClientRps: z.coerce.number().min(0).default(0),
+      /** Burst above perClientRps (default: perClientRps). */
+      perClientBurst: z.coerce.number().int().min(1).optional(),
+      /** Client identities whose rate buckets are kept (least recently seen dropped first). */
+      maxTrackedClients: z.coerce.number().int().min(1).default(10_000),
+      /** gRPC: concurrent streams per HTTP/2 connection. */
+      maxConcurrentStreams: z.coerce.number().int().min(1).default(128),
+      /** gRPC: HTTP/2 session memory per connection (MiB) before new streams are refused. */
+      maxSessionMemoryMiB: z.coerce.number().int().min(1).default(16),
+      /** REST: open connections at once (TLS included); more are dropped at accept. */
+      maxRestConnections: z.coerce.number().int().min(1).default(1024),
+      /** gRPC and REST: largest request message / body, bytes. */
+      maxMessageBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    })
+    .prefault({}),
+  authorization: z
+    .strictObject({
+      /** open: unlisted identities may allocate anywhere (agones-allocator); enforce: unlisted identities are refused. */
+      mode: z.enum(['open', 'enforce']).default('open'),
+      /** Client identity (certificate SAN URI, else SAN DNS, else CN) → what it may do. */
+      clients: z
+        .record(
+          z.string().min(1),
+          z.strictObject({
+            /** Namespaces it may allocate in; '*' = any. */
+            namespaces: z.array(z.string().min(1)).min(1),
+            /** May request multi-cluster allocation (forwarding). */
+            multiCluster: Bool.default(false),
+          }),
+        )
+        .default({}),
+    })
+    .prefault({}),
   shutdown: z
     .strictObject({
       /** Readiness is false this long before listeners stop accepting (load balancers catch up). */

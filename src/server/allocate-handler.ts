@@ -1,12 +1,16 @@
-// The one Allocate pipeline behind both doors: decode → route → encode, with one log line
-// and one metrics observation per call. Doors only translate transport details.
+// The one Allocate pipeline behind both doors: admit → decode → authorize → route → encode,
+// with one audit log line and one metrics observation per call, refusals included. Doors only
+// translate transport details.
 import { AllocationError } from '../allocation/errors.ts';
 import { requestFromWire, type DecodeOptions } from '../allocation/from-proto.ts';
 import { responseToWire } from '../allocation/to-proto.ts';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { CLUSTER_ANNOTATION } from '../router/idempotency.ts';
 import type { Router } from '../router/router.ts';
+import type { Admission, Release } from './admission.ts';
+import type { Authorizer } from './authorization.ts';
 import type { CallContext } from './call-context.ts';
 import { toWireError, type WireError } from './status.ts';
 
@@ -17,45 +21,97 @@ export interface AllocateHandlerDeps {
   readonly decode: DecodeOptions;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Bound on calls in flight and per-client rates; absent = none. */
+  readonly admission?: Admission;
+  /** Per-client namespace and forwarding rights; absent = open. */
+  readonly authorizer?: Authorizer;
 }
+
+/** The request, or a reader for it that runs only once the call is admitted (REST bodies). */
+export type AllocateInput = WireAllocationRequest | (() => Promise<WireAllocationRequest>);
 
 export class AllocateHandler {
   readonly #deps: AllocateHandlerDeps;
+  // Shed calls are summarised (one line a second per reason and identity) so a flood cannot flood the log too.
+  readonly #shedCounts = new Map<string, { line: object; count: number }>();
+  #shedTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: AllocateHandlerDeps) {
     this.#deps = deps;
   }
 
+  #shed(line: { outcome: string; identity: string | null }): void {
+    const key = `${line.outcome}|${line.identity ?? ''}`;
+    const entry = this.#shedCounts.get(key);
+    if (entry) {
+      entry.count++;
+      return;
+    }
+    if (this.#shedCounts.size >= 1_000) return; // bounded even under a flood of identities
+    this.#deps.logger.warn(line, 'not allocated');
+    this.#shedCounts.set(key, { line, count: 0 });
+    this.#shedTimer ??= setTimeout(() => {
+      this.#shedTimer = undefined;
+      for (const { line: l, count } of this.#shedCounts.values()) {
+        if (count > 0) this.#deps.logger.warn({ ...l, shed: count }, 'not allocated (more calls refused in the last second)');
+      }
+      this.#shedCounts.clear();
+    }, 1_000);
+    this.#shedTimer.unref();
+  }
+
+  /** Answers a call the door refused before the pipeline (e.g. no clientAuth usage), audited like any refusal. */
+  refuse(err: AllocationError, ctx: CallContext): AllocateOutcome {
+    try {
+      return this.#fail(err, ctx, '');
+    } finally {
+      ctx.done();
+    }
+  }
+
+  #fail(err: unknown, ctx: CallContext, namespace: string): AllocateOutcome {
+    const { logger, metrics } = this.#deps;
+    const error = toWireError(err);
+    const latencyMs = Date.now() - ctx.startedAt;
+    metrics.allocations.inc({ door: ctx.door, outcome: error.reason, source: 'none' });
+    metrics.allocationSeconds.observe({ door: ctx.door, outcome: error.reason }, latencyMs / 1000);
+    const line = { audit: true, reqId: ctx.reqId, door: ctx.door, identity: ctx.identity, namespace, outcome: error.reason, latencyMs, message: error.message.slice(0, 1_000) };
+    if (error.reason === 'OVERLOADED' || error.reason === 'RATE_LIMITED') this.#shed(line);
+    else if (error.reason === 'INTERNAL') logger.error({ ...line, err }, 'allocation failed');
+    else if (err instanceof AllocationError && (error.reason === 'INVALID_FIELD' || error.reason === 'NO_GAME_SERVER')) logger.info(line, 'not allocated');
+    else logger.warn(line, 'not allocated');
+    return { ok: false, error };
+  }
+
   /** Serves one call; never throws. */
-  async handle(wire: WireAllocationRequest, ctx: CallContext): Promise<AllocateOutcome> {
+  async handle(input: AllocateInput, ctx: CallContext): Promise<AllocateOutcome> {
     const { logger, metrics } = this.#deps;
     metrics.inFlight.inc();
-    const namespace = typeof wire.namespace === 'string' ? wire.namespace.slice(0, 63) : '';
+    let namespace = '';
+    let release: Release | undefined;
     try {
+      release = this.#deps.admission?.admit(ctx.identity);
+      const wire = typeof input === 'function' ? await input() : input;
+      namespace = typeof wire.namespace === 'string' ? wire.namespace.slice(0, 63) : '';
       const req = requestFromWire(wire, this.#deps.decode);
+      this.#deps.authorizer?.check(ctx.identity, req.namespace, req.multiClusterSetting.enabled);
       const allocation = await this.#deps.router.allocate(req, ctx);
       const latencyMs = Date.now() - ctx.startedAt;
       metrics.allocations.inc({ door: ctx.door, outcome: 'OK', source: allocation.source === 'local' ? 'local' : 'remote' });
       metrics.allocationSeconds.observe({ door: ctx.door, outcome: 'OK' }, latencyMs / 1000);
+      const cluster = allocation.metadata.annotations[CLUSTER_ANNOTATION] ?? (allocation.source === 'local' ? 'local' : allocation.source);
       logger.info(
         {
           audit: true, reqId: ctx.reqId, door: ctx.door, identity: ctx.identity, namespace: allocation.namespace,
-          gameServer: allocation.gameServerName, source: allocation.source, outcome: 'OK', latencyMs,
+          gameServer: allocation.gameServerName, cluster, source: allocation.source, outcome: 'OK', latencyMs,
         },
         'allocated',
       );
       return { ok: true, response: responseToWire(allocation) };
     } catch (err) {
-      const error = toWireError(err);
-      const latencyMs = Date.now() - ctx.startedAt;
-      metrics.allocations.inc({ door: ctx.door, outcome: error.reason, source: 'none' });
-      metrics.allocationSeconds.observe({ door: ctx.door, outcome: error.reason }, latencyMs / 1000);
-      const line = { reqId: ctx.reqId, door: ctx.door, identity: ctx.identity, namespace, outcome: error.reason, latencyMs, message: error.message };
-      if (error.reason === 'INTERNAL') logger.error({ ...line, err }, 'allocation failed');
-      else if (err instanceof AllocationError && (error.reason === 'INVALID_FIELD' || error.reason === 'NO_GAME_SERVER')) logger.info(line, 'not allocated');
-      else logger.warn(line, 'not allocated');
-      return { ok: false, error };
+      return this.#fail(err, ctx, namespace);
     } finally {
+      release?.();
       metrics.inFlight.dec();
       ctx.done();
     }

@@ -22,6 +22,8 @@ export interface RestServerOptions {
   readonly handler: AllocateHandler;
   readonly defaultDeadlineMs: number;
   readonly maxBodyBytes: number;
+  /** Open connections at once; more are dropped at accept. */
+  readonly maxConnections?: number;
   /** Extra GET routes (e.g. the OpenAPI document): path → [content type, body]. */
   readonly documents?: Readonly<Record<string, readonly [string, string | Buffer]>>;
 }
@@ -34,10 +36,6 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 function sendError(res: ServerResponse, w: WireError, status = w.http): void {
   send(res, status, toJsonError(w));
-}
-
-function fail(reason: 'INVALID_FIELD' | 'UNAUTHENTICATED', message: string): WireError {
-  return toWireError(new AllocationError(reason, message));
 }
 
 /** Reads the body up to a limit; null when it is larger. */
@@ -68,6 +66,9 @@ export class RestServer {
     this.#server.headersTimeout = 10_000;
     this.#server.requestTimeout = 30_000;
     this.#server.keepAliveTimeout = 60_000;
+    // A socket that never completes its TLS handshake is dropped after this (Node's default is 120 s).
+    (this.#server as unknown as { handshakeTimeout?: number }).handshakeTimeout = 10_000;
+    this.#server.maxConnections = opts.maxConnections ?? 1024;
     this.#stopWatching = opts.tls.onChange((next) => this.#server.setSecureContext({ cert: next.cert, key: next.key, ca: next.ca }));
   }
 
@@ -84,21 +85,6 @@ export class RestServer {
       return send(res, 405, { code: 12, message: `method ${req.method} not allowed; use POST`, details: [] }, { allow: 'POST' });
     }
     const cert = (req.socket as TLSSocket).getPeerCertificate();
-    if (!hasClientAuthUsage(cert)) return sendError(res, fail('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'));
-
-    const body = await readBody(req, this.#opts.maxBodyBytes);
-    if (body === null) {
-      return sendError(res, fail('INVALID_FIELD', `(body): larger than ${this.#opts.maxBodyBytes} bytes`), 413);
-    }
-    let wire: WireAllocationRequest;
-    try {
-      // An empty body is an empty request, as in agones-allocator.
-      const json: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-      wire = allocateMethod.requestDeserialize(Buffer.from(jsonToBinary(json, RequestType))) as WireAllocationRequest;
-    } catch (err) {
-      if (err instanceof AllocationError) return sendError(res, toWireError(err));
-      return sendError(res, fail('INVALID_FIELD', `(body): not valid JSON: ${(err as Error).message.slice(0, 200)}`));
-    }
     const header = (name: string): string | undefined => {
       const v = req.headers[name];
       return Array.isArray(v) ? v[0] : v;
@@ -112,12 +98,31 @@ export class RestServer {
       identity: clientIdentity(cert),
       idempotencyKey: header('idempotency-key'),
     });
+    if (!hasClientAuthUsage(cert)) {
+      const refused = this.#opts.handler.refuse(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'), ctx);
+      return sendError(res, (refused as { error: WireError }).error);
+    }
     res.on('close', () => {
       if (!res.writableFinished) ctx.cancel();
     });
-    const outcome = await this.#opts.handler.handle(wire, ctx);
+    // The body is read only once the call is admitted: a flood is refused without buffering it.
+    const decode = async (): Promise<WireAllocationRequest> => {
+      const body = await readBody(req, this.#opts.maxBodyBytes);
+      if (body === null) {
+        throw new AllocationError('INVALID_FIELD', `(body): larger than ${this.#opts.maxBodyBytes} bytes`, { metadata: { field: '(body)', limitBytes: String(this.#opts.maxBodyBytes) } });
+      }
+      try {
+        // An empty body is an empty request, as in agones-allocator.
+        const json: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+        return allocateMethod.requestDeserialize(Buffer.from(jsonToBinary(json, RequestType))) as WireAllocationRequest;
+      } catch (err) {
+        if (err instanceof AllocationError) throw err;
+        throw new AllocationError('INVALID_FIELD', `(body): not valid JSON: ${(err as Error).message.slice(0, 200)}`, { metadata: { field: '(body)' } });
+      }
+    };
+    const outcome = await this.#opts.handler.handle(decode, ctx);
     if (outcome.ok) send(res, 200, toJson(outcome.response as unknown as Record<string, unknown>, ResponseType));
-    else sendError(res, outcome.error);
+    else sendError(res, outcome.error, outcome.error.metadata.limitBytes !== undefined ? 413 : outcome.error.http);
   }
 
   async listen(): Promise<number> {

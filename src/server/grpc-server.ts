@@ -6,6 +6,9 @@ import type { WireAllocationRequest, WireAllocationResponse } from '../allocatio
 import type { AllocateHandler } from './allocate-handler.ts';
 import { createCallContext } from './call-context.ts';
 import { packageDefinition } from '../protocol/proto.ts';
+import { decodeRequest } from '../protocol/request-decoder.ts';
+import { reflectionDefinition } from '../protocol/reflection.ts';
+import type { PackageDefinition } from '@grpc/proto-loader';
 import { toServiceError, toWireError } from './status.ts';
 import { AllocationError } from '../allocation/errors.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
@@ -55,6 +58,8 @@ export const CLUSTER_TRAILER = 'x-allocator-cluster';
 const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
 
 const SERVICE = 'allocation.AllocationService';
+/** Marks a request whose bytes could not be decoded (the error rides along). */
+const DECODE_ERROR = Symbol('decodeError');
 
 /** What the verified client certificate says about the caller. */
 interface Peer {
@@ -100,14 +105,29 @@ export class GrpcServer {
       'grpc-node.max_session_memory': opts.maxSessionMemoryMiB ?? 16,
     });
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
-    this.#server.addService(service, { Allocate: this.#allocate.bind(this) });
+    // grpc-js answers INTERNAL when a deserializer throws: ours never does, it hands the error on.
+    const safe: grpc.ServiceDefinition = {
+      ...service,
+      Allocate: {
+        ...service.Allocate!,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return decodeRequest(bytes);
+          } catch (err) {
+            return { [DECODE_ERROR]: err };
+          }
+        },
+      },
+    };
+    this.#server.addService(safe, { Allocate: this.#allocate.bind(this) });
     for (const extra of opts.extraServices ?? []) {
       const impl: grpc.UntypedServiceImplementation = {};
       for (const [method, handler] of Object.entries(extra.handlers)) impl[method] = this.#unary(handler);
       this.#server.addService(extra.definition as grpc.ServiceDefinition, impl);
     }
     this.health.addToServer(this.#server);
-    new ReflectionService(packageDefinition).addToServer(this.#server);
+    const extra = Object.fromEntries((opts.extraServices ?? []).map((e) => [e.name, e.definition])) as PackageDefinition;
+    new ReflectionService(reflectionDefinition(packageDefinition, extra)).addToServer(this.#server);
   }
 
   async #allocate(
@@ -129,8 +149,10 @@ export class GrpcServer {
       idempotencyKey: first('idempotency-key'),
     });
     call.on('cancelled', () => ctx.cancel());
+    const decodeError = (call.request as { [DECODE_ERROR]?: unknown })[DECODE_ERROR];
+    const input = decodeError === undefined ? call.request : () => Promise.reject(decodeError);
     const outcome = peer.clientAuth
-      ? await this.#opts.handler.handle(call.request, ctx)
+      ? await this.#opts.handler.handle(input, ctx)
       : this.#opts.handler.refuse(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'), ctx);
     const cluster = outcome.ok ? outcome.response.metadata?.annotations?.[CLUSTER_ANNOTATION] : undefined;
     if (outcome.ok && cluster) {

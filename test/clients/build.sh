@@ -90,7 +90,9 @@ case ${1:-} in
     need_stubs java
     for t in java javac mvn; do command -v $t >/dev/null 2>&1 || skip "'$t' is not on PATH"; done
     cp=$BIN/java.classpath
-    if ! fresh "$cp" "$HERE/java/pom.xml"; then
+    # A classpath is stale too when a jar it names is gone (e.g. the cache was moved or cleared).
+    jars_present() { [ -s "$1" ] && tr ':' '\n' < "$1" | while read -r j; do [ -f "$j" ] || exit 1; done; }
+    if ! fresh "$cp" "$HERE/java/pom.xml" || ! jars_present "$cp"; then
       log "java: resolving runtime jars (pom.xml) from Maven Central"
       quiet mvn -B -q -Dstyle.color=never -f "$HERE/java/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
         dependency:build-classpath -Dmdep.outputFile="$cp.new" \

@@ -39,7 +39,9 @@ export interface Proc {
 export async function spawnNode(args: string[], ready: (line: Record<string, unknown>) => boolean, env: NodeJS.ProcessEnv = {}): Promise<Proc & { line: Record<string, unknown>; logFile: string }> {
   const logFile = join(mkdtempSync(join(tmpdir(), 'gw-proc-')), 'stdout.log');
   const fd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', fd, 'inherit'], env: { ...process.env, ...env } });
+  // BENCH_CPU_PROF_DIR=dir writes a V8 CPU profile of every process under test there.
+  const prof = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  const child = spawn(process.execPath, [...prof, ...args], { cwd: ROOT, stdio: ['ignore', fd, 'inherit'], env: { ...process.env, ...env } });
   closeSync(fd);
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? -1));

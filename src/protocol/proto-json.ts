@@ -3,6 +3,7 @@
 // output emits every field (as agones-allocator's grpc-gateway does) with int64 as strings.
 import protobuf from 'protobufjs';
 import { AllocationError } from '../allocation/errors.ts';
+import { entryLimit, tooManyEntries } from './request-decoder.ts';
 
 const WRAPPERS = new Set([
   'google.protobuf.Int64Value', 'google.protobuf.UInt64Value', 'google.protobuf.Int32Value', 'google.protobuf.UInt32Value',
@@ -76,13 +77,17 @@ function message(json: unknown, type: protobuf.Type, path: string, depth: number
     if (field.map) {
       if (!isObject(raw)) bad(at, 'must be a JSON object (a map)');
       const m: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(raw)) {
+      const entries = Object.entries(raw);
+      // Counted before walking: a huge map is refused without converting every entry.
+      if (entries.length > entryLimit(field)) throw tooManyEntries(at, entryLimit(field), String(entries.length));
+      for (const [k, v] of entries) {
         if (v === null) bad(`${at}[${k}]`, 'must not be null');
         m[k] = value(v, field, `${at}[${k}]`, depth);
       }
       out[field.name] = m;
     } else if (field.repeated) {
       if (!Array.isArray(raw)) bad(at, 'must be a JSON array');
+      if (raw.length > entryLimit(field)) throw tooManyEntries(at, entryLimit(field), String(raw.length));
       out[field.name] = raw.map((v, i) => value(v, field, `${at}[${i}]`, depth));
     } else {
       out[field.name] = value(raw, field, at, depth);

@@ -6,7 +6,8 @@ import { AllocationError } from '../allocation/errors.ts';
 import type { WireAllocationRequest } from '../allocation/wire.ts';
 import type { AllocateHandler } from './allocate-handler.ts';
 import { createCallContext } from './call-context.ts';
-import { allocateMethod, RequestType, ResponseType } from '../protocol/proto.ts';
+import { RequestType, ResponseType } from '../protocol/proto.ts';
+import { decodeRequest } from '../protocol/request-decoder.ts';
 import { jsonToBinary, toJson } from '../protocol/proto-json.ts';
 import { toJsonError, toWireError, type WireError } from './status.ts';
 import { clientIdentity, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
@@ -114,7 +115,7 @@ export class RestServer {
       try {
         // An empty body is an empty request, as in agones-allocator.
         const json: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-        return allocateMethod.requestDeserialize(Buffer.from(jsonToBinary(json, RequestType))) as WireAllocationRequest;
+        return decodeRequest(jsonToBinary(json, RequestType));
       } catch (err) {
         if (err instanceof AllocationError) throw err;
         throw new AllocationError('INVALID_FIELD', `(body): not valid JSON: ${(err as Error).message.slice(0, 200)}`, { metadata: { field: '(body)' } });

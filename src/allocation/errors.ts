@@ -70,11 +70,20 @@ export class AllocationError extends Error {
   }
 }
 
+const PLAIN_KEY = /^[A-Za-z0-9._\/-]*$/;
+
+/** `path[key]`, with the key JSON-quoted unless it is plain, so a key cannot forge or break a path. */
+export function keyPath(path: string, key: string): string {
+  return `${path}[${PLAIN_KEY.test(key) ? key : JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key)}]`;
+}
+
 /** Collects field problems by path and throws them all at once. */
 export class FieldProblems {
   readonly #problems: string[] = [];
+  #firstPath: string | null = null;
 
   add(path: string, detail: string): void {
+    this.#firstPath ??= path;
     this.#problems.push(`${path}: ${detail}`);
   }
 
@@ -84,9 +93,8 @@ export class FieldProblems {
 
   throwIfAny(): void {
     if (this.#problems.length === 0) return;
-    const first = this.#problems[0] ?? '';
     throw new AllocationError('INVALID_FIELD', this.#problems.join('; '), {
-      metadata: { field: first.slice(0, first.indexOf(':')) },
+      metadata: { field: this.#firstPath ?? '' },
     });
   }
 }

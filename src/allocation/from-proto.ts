@@ -1,6 +1,6 @@
 // Wire request → validated domain request, with Agones' defaults and selector resolution.
 // Every problem is reported by field path in one INVALID_FIELD error.
-import { FieldProblems } from './errors.ts';
+import { FieldProblems, keyPath } from './errors.ts';
 import { labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
 import { LIMITS } from './limits.ts';
 import type {
@@ -66,7 +66,7 @@ function labelMap(p: FieldProblems, path: string, m: Record<string, string> | un
   const out: Record<string, string> = {};
   for (const [k, v] of boundedMap(p, path, m)) {
     const problem = qualifiedKeyProblem(k) ?? labelValueProblem(v);
-    if (problem) p.add(`${path}[${k}]`, problem);
+    if (problem) p.add(keyPath(path, k), problem);
     else out[k] = v;
   }
   return out;
@@ -77,7 +77,7 @@ function annotationMap(p: FieldProblems, path: string, m: Record<string, string>
   let bytes = 0;
   for (const [k, v] of boundedMap(p, path, m)) {
     const problem = qualifiedKeyProblem(k);
-    if (problem) p.add(`${path}[${k}]`, problem);
+    if (problem) p.add(keyPath(path, k), problem);
     else out[k] = v;
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
   }
@@ -92,7 +92,7 @@ function maxBound(p: FieldProblems, path: string, what: string, min: number, max
 function selector(p: FieldProblems, path: string, w: WireGameServerSelector, opts: DecodeOptions): GameServerSelector {
   const counters: Record<string, CounterSelector> = {};
   for (const [k, c] of boundedMap(p, `${path}.counters`, w.counters)) {
-    const at = `${path}.counters[${k}]`;
+    const at = keyPath(`${path}.counters`, k);
     const s = {
       minCount: nonNegative(p, `${at}.minCount`, c.minCount),
       maxCount: nonNegative(p, `${at}.maxCount`, c.maxCount),
@@ -105,7 +105,7 @@ function selector(p: FieldProblems, path: string, w: WireGameServerSelector, opt
   }
   const lists: Record<string, ListSelector> = {};
   for (const [k, l] of boundedMap(p, `${path}.lists`, w.lists)) {
-    const at = `${path}.lists[${k}]`;
+    const at = keyPath(`${path}.lists`, k);
     const s = {
       containsValue: l.containsValue ?? '',
       minAvailable: nonNegative(p, `${at}.minAvailable`, l.minAvailable),
@@ -207,9 +207,9 @@ export function requestFromWire(w: WireAllocationRequest, opts: DecodeOptions): 
   const priorities = (w.priorities ?? []).slice(0, LIMITS.maxPriorities).map((x, i) => priority(p, `priorities[${i}]`, x));
 
   const counters: Record<string, CounterAction> = {};
-  for (const [k, c] of boundedMap(p, 'counters', w.counters)) counters[k] = counterAction(p, `counters[${k}]`, c);
+  for (const [k, c] of boundedMap(p, 'counters', w.counters)) counters[k] = counterAction(p, keyPath('counters', k), c);
   const lists: Record<string, ListAction> = {};
-  for (const [k, l] of boundedMap(p, 'lists', w.lists)) lists[k] = listAction(p, `lists[${k}]`, l);
+  for (const [k, l] of boundedMap(p, 'lists', w.lists)) lists[k] = listAction(p, keyPath('lists', k), l);
 
   // `metadata` wins whenever present, even empty; `metaPatch` is its deprecated twin.
   const patch = w.metadata ? metaPatch(p, 'metadata', w.metadata) : w.metaPatch ? metaPatch(p, 'metaPatch', w.metaPatch) : EMPTY_PATCH;

@@ -2,7 +2,7 @@
 // follows the contract field by field. Input is checked strictly by type and reported by path;
 // output emits every field (as agones-allocator's grpc-gateway does) with int64 as strings.
 import protobuf from 'protobufjs';
-import { AllocationError } from '../allocation/errors.ts';
+import { AllocationError, keyPath } from '../allocation/errors.ts';
 import { entryLimit, tooManyEntries } from './request-decoder.ts';
 
 const WRAPPERS = new Set([
@@ -81,8 +81,8 @@ function message(json: unknown, type: protobuf.Type, path: string, depth: number
       // Counted before walking: a huge map is refused without converting every entry.
       if (entries.length > entryLimit(field)) throw tooManyEntries(at, entryLimit(field), String(entries.length));
       for (const [k, v] of entries) {
-        if (v === null) bad(`${at}[${k}]`, 'must not be null');
-        m[k] = value(v, field, `${at}[${k}]`, depth);
+        if (v === null) bad(keyPath(at, k), 'must not be null');
+        m[k] = value(v, field, keyPath(at, k), depth);
       }
       out[field.name] = m;
     } else if (field.repeated) {

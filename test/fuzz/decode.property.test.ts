@@ -1,0 +1,74 @@
+// Property tests (fast-check) on the decode and validation path of both doors: every input is
+// either accepted or refused with INVALID_FIELD naming the field; nothing else, and quickly.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { RequestType } from '../../src/protocol/proto.ts';
+import { jsonToBinary } from '../../src/protocol/proto-json.ts';
+import { anyJson, corruptedRequest, validRequest } from './arbitraries.ts';
+import { decodeBytes, decodeText, judge } from './oracle.ts';
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
+
+test('valid requests are accepted by the REST and the gRPC decode paths alike', () => {
+  fc.assert(
+    fc.property(validRequest, (req) => {
+      assert.equal(judge(() => decodeText(JSON.stringify(req))), 'ok');
+      const bytes = jsonToBinary(req, RequestType);
+      const viaGrpc = decodeBytes(bytes);
+      assert.equal(viaGrpc.namespace, req.namespace);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('any JSON body: accepted or INVALID_FIELD naming the field', () => {
+  fc.assert(fc.property(anyJson, (v) => void judge(() => decodeText(JSON.stringify(v)))), { numRuns: RUNS });
+});
+
+test('a valid request with one value anywhere replaced by anything: accepted or INVALID_FIELD naming the field', () => {
+  fc.assert(fc.property(corruptedRequest, (v) => void judge(() => decodeText(JSON.stringify(v)))), { numRuns: RUNS * 3 });
+});
+
+test('any bytes on the gRPC path: accepted or INVALID_FIELD', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), (b) => void judge(() => decodeBytes(b))), { numRuns: RUNS * 3 });
+});
+
+test('valid requests with bytes flipped, cut or spliced: accepted or INVALID_FIELD', () => {
+  fc.assert(
+    fc.property(validRequest, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('flip', 'cut', 'dup'), (req, at, byte, how) => {
+      const b = Buffer.from(jsonToBinary(req, RequestType));
+      if (b.length === 0) return;
+      const i = at % b.length;
+      const mutated = how === 'flip' ? Buffer.from(b).fill(byte, i, i + 1) : how === 'cut' ? b.subarray(0, i) : Buffer.concat([b, b.subarray(i)]);
+      judge(() => decodeBytes(mutated));
+    }),
+    { numRuns: RUNS * 3 },
+  );
+});
+
+test('bounded: huge maps, thousands of selectors, deep JSON and long strings are refused quickly, naming the field', () => {
+  const refusals: [string, unknown, RegExp][] = [
+    ['100k labels', { namespace: 'default', metadata: { labels: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 'v'])) } }, /^metadata\.labels: at most 256 entries/],
+    ['200k selectors', { namespace: 'default', gameServerSelectors: Array.from({ length: 200_000 }, () => ({})) }, /^gameServerSelectors: at most 64 entries/],
+    ['65 selectors', { namespace: 'default', gameServerSelectors: Array.from({ length: 65 }, () => ({})) }, /^gameServerSelectors: at most 64 entries/],
+    ['50k list values', { namespace: 'default', lists: { l: { addValues: Array.from({ length: 50_000 }, (_, i) => `v${i}`) } } }, /^lists\[l\]\.addValues: at most 1000 entries/],
+    ['100k priorities', { namespace: 'default', priorities: Array.from({ length: 100_000 }, () => ({ key: 'k' })) }, /^priorities: at most 32 entries/],
+    ['1 MB annotation', { namespace: 'default', metadata: { annotations: { a: 'x'.repeat(1 << 20) } } }, /^metadata\.annotations: may not exceed/],
+    ['deep known nesting', JSON.parse('{"namespace":"default","requiredGameServerSelector":'.repeat(1) + '{"matchLabels":{"a":{"b":{}}}}}'), /^requiredGameServerSelector\.matchLabels\[a\]: must be a string/],
+  ];
+  for (const [name, body, message] of refusals) {
+    const t0 = performance.now();
+    assert.throws(() => decodeText(JSON.stringify(body)), (e: Error) => message.test(e.message), name);
+    assert.ok(performance.now() - t0 < 500, `${name}: ${(performance.now() - t0).toFixed(0)} ms`);
+  }
+  // 100k levels of unknown-field nesting are ignored (unknown fields are, as in Agones) without recursion.
+  const deep = `{"namespace":"default","x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+  assert.equal(judge(() => decodeText(deep)), 'ok');
+  // Two million empty selectors in 4 MB of protobuf: refused by the pre-scan in milliseconds.
+  const bytes = Buffer.alloc(4_000_000);
+  for (let i = 0; i < bytes.length; i += 2) bytes[i] = 0x42;
+  const t0 = performance.now();
+  assert.throws(() => decodeBytes(bytes), (e: Error) => /^gameServerSelectors: at most 64 entries allowed/.test(e.message));
+  assert.ok(performance.now() - t0 < 100, `4 MB of selectors took ${(performance.now() - t0).toFixed(0)} ms`);
+});

@@ -14,3 +14,10 @@ test('every error reason has a row in the README error table', () => {
 test('every top-level config section is documented', () => {
   for (const key of Object.keys(ConfigSchema.shape)) assert.match(README, new RegExp(`\`${key}\\.`), key);
 });
+
+test('the README shows the tested client programs verbatim', () => {
+  for (const file of ['test/clients/go/main.go', 'test/clients/python/client.py', 'test/clients/cpp/client.cc', 'test/clients/java/Client.java']) {
+    const text = readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+    assert.ok(README.includes(`\n${text}\`\`\``), `${file} differs from the README's copy`);
+  }
+});

@@ -7,26 +7,25 @@ import type { NodeCounts } from './order.ts';
 /** GameServers on one node, kept sorted by name so Packed's name order needs no sort per pick. */
 export type NodeRun = readonly GameServer[];
 
-function insertSorted(run: GameServer[], gs: GameServer): void {
+/** Index of the first GameServer in the name-sorted run whose name is not below `name`. */
+function lowerBound(run: readonly GameServer[], name: string): number {
   let lo = 0;
   let hi = run.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (run[mid]!.name < gs.name) lo = mid + 1;
+    if (run[mid]!.name < name) lo = mid + 1;
     else hi = mid;
   }
-  run.splice(lo, 0, gs);
+  return lo;
+}
+
+function insertSorted(run: GameServer[], gs: GameServer): void {
+  run.splice(lowerBound(run, gs.name), 0, gs);
 }
 
 function removeSorted(run: GameServer[], gs: GameServer): void {
-  let lo = 0;
-  let hi = run.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (run[mid]!.name < gs.name) lo = mid + 1;
-    else hi = mid;
-  }
-  if (run[lo]?.name === gs.name) run.splice(lo, 1);
+  const at = lowerBound(run, gs.name);
+  if (run[at]?.name === gs.name) run.splice(at, 1);
 }
 
 /** A set of GameServers split per node into name-sorted runs. */

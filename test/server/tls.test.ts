@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { AllocatorError } from '../../src/client/index.ts';
-import { devCerts, makeCerts, type Pair } from '../helpers/certs.ts';
+import { devCerts, makeCerts, type Pair, type TestCerts } from '../helpers/certs.ts';
 import { readyPool } from '../helpers/game-servers.ts';
 import { caught, startGateway, waitFor, type TestGateway } from '../helpers/gateway.ts';
 
@@ -79,19 +79,27 @@ describe('client certificates', async () => {
   });
 });
 
+/**
+ * A gateway reading copies of the server certificate and key from a folder the test can rewrite,
+ * as a Secret volume update does.
+ */
+async function gatewayOnLiveFiles(t: TestContext, certs: TestCerts): Promise<{ gw: TestGateway; live: string }> {
+  const live = join(certs.dir, 'live');
+  mkdirSync(live);
+  copyFileSync(certs.serverCertFile, join(live, 'tls.crt'));
+  copyFileSync(certs.serverKeyFile, join(live, 'tls.key'));
+  const gw = await startGateway(t, {
+    certs,
+    gameServers: readyPool(10),
+    config: { tls: { certFile: join(live, 'tls.crt'), keyFile: join(live, 'tls.key'), clientCaDir: certs.clientCaDir } },
+  });
+  return { gw, live };
+}
+
 describe('certificate rotation without restart', async () => {
   test('a new server certificate is served on new connections of both doors', async (t) => {
     const certs = devCerts(t);
-    // The gateway reads copies, so the test can replace them the way a Secret update does.
-    const live = join(certs.dir, 'live');
-    mkdirSync(live);
-    copyFileSync(certs.serverCertFile, join(live, 'tls.crt'));
-    copyFileSync(certs.serverKeyFile, join(live, 'tls.key'));
-    const gw = await startGateway(t, {
-      certs,
-      gameServers: readyPool(10),
-      config: { tls: { certFile: join(live, 'tls.crt'), keyFile: join(live, 'tls.key'), clientCaDir: certs.clientCaDir } },
-    });
+    const { gw, live } = await gatewayOnLiveFiles(t, certs);
     const ca = readFileSync(certs.caFile);
     const before = await presentedSerial(gw.gateway.grpcPort, ca, certs.client, ['h2']);
     assert.equal(before, serialOf(certs.serverCertFile));
@@ -125,15 +133,7 @@ describe('certificate rotation without restart', async () => {
 
   test('a broken update keeps the previous certificates and is logged', async (t) => {
     const certs = devCerts(t);
-    const live = join(certs.dir, 'live');
-    mkdirSync(live);
-    copyFileSync(certs.serverCertFile, join(live, 'tls.crt'));
-    copyFileSync(certs.serverKeyFile, join(live, 'tls.key'));
-    const gw = await startGateway(t, {
-      certs,
-      gameServers: readyPool(10),
-      config: { tls: { certFile: join(live, 'tls.crt'), keyFile: join(live, 'tls.key'), clientCaDir: certs.clientCaDir } },
-    });
+    const { gw, live } = await gatewayOnLiveFiles(t, certs);
     copyFileSync(certs.clientKeyFile, join(live, 'tls.key')); // a key that does not match
     await waitFor(() => gw.logs.some((l) => l.msg === 'certificate reload failed; keeping the previous certificates'), 5_000, 100);
     assert.equal((await gw.client().allocate({ namespace: 'default' })).source, 'local');

@@ -11,6 +11,9 @@ export interface CallContext extends RouteContext {
   done(): void;
 }
 
+/** The longest delay setTimeout honours (about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the call context; a deadline of Infinity gets `defaultDeadlineMs`. */
@@ -23,7 +26,8 @@ export function createCallContext(opts: {
   idempotencyKey?: string | undefined;
 }): CallContext {
   const startedAt = Date.now();
-  const deadlineMs = Number.isFinite(opts.deadlineMs) ? opts.deadlineMs : startedAt + opts.defaultDeadlineMs;
+  // Timers hold at most 2^31-1 ms; a longer deadline would overflow into an immediate timeout.
+  const deadlineMs = Math.min(Number.isFinite(opts.deadlineMs) ? opts.deadlineMs : startedAt + opts.defaultDeadlineMs, startedAt + MAX_TIMER_MS);
   const controller = new AbortController();
   let finished = false;
   const timer = setTimeout(

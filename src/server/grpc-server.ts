@@ -4,7 +4,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import type { AllocateHandler } from './allocate-handler.ts';
-import { createCallContext } from './call-context.ts';
+import { createCallContext, MAX_TIMER_MS } from './call-context.ts';
 import { packageDefinition } from '../protocol/proto.ts';
 import { decodeRequest } from '../protocol/request-decoder.ts';
 import { reflectionDefinition } from '../protocol/reflection.ts';
@@ -183,7 +183,7 @@ export class GrpcServer {
       const deadline = call.getDeadline();
       const ms = deadline instanceof Date ? deadline.getTime() : deadline;
       const controller = new AbortController();
-      const timer = Number.isFinite(ms) ? setTimeout(() => controller.abort(), Math.max(0, ms - Date.now())) : undefined;
+      const timer = Number.isFinite(ms) ? setTimeout(() => controller.abort(), Math.min(MAX_TIMER_MS, Math.max(0, ms - Date.now()))) : undefined;
       call.on('cancelled', () => controller.abort());
       handler(call.request, { identity, signal: controller.signal }).then(
         (res) => callback(null, res),

@@ -2,6 +2,7 @@
 // agones.dev/v1 GameServers; update() PUTs the full stored object back with its resourceVersion
 // as precondition, so a concurrent change fails with StoreConflict instead of being overwritten.
 import { KubeConfig } from '@kubernetes/client-node';
+import { AllocationError } from '../../allocation/errors.ts';
 import { gameServerKey, type GameServer } from '../../allocation/types.ts';
 import { StoreConflict, StoreNotFound, type ClusterStore, type StoreListener } from '../store.ts';
 import {
@@ -69,6 +70,9 @@ export class KubernetesStore implements ClusterStore {
   #starting: Promise<void> | undefined;
   #closed = false;
   readonly #closing = new AbortController();
+  #lastUnavailableLogMs = 0;
+  /** Keys whose cached copy a 409 proved stale: withheld from listeners until the watch brings a newer one. */
+  readonly #hidden = new Set<string>();
 
   constructor(opts: KubernetesStoreOptions) {
     if (opts.namespaces.length === 0) throw new Error('KubernetesStore needs at least one namespace');
@@ -128,7 +132,7 @@ export class KubernetesStore implements ClusterStore {
   }
 
   subscribe(listener: StoreListener): () => void {
-    for (const e of this.#entries.values()) listener.upsert(e.gs);
+    for (const [key, e] of this.#entries) if (!this.#hidden.has(key)) listener.upsert(e.gs);
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);
@@ -156,7 +160,15 @@ export class KubernetesStore implements ClusterStore {
     await this.#limiter.take(signal);
     const body = toGameServerObject(next, this.#packer.unpack(entry.stored, entry.gs));
     const path = `/apis/agones.dev/v1/namespaces/${encodeURIComponent(next.namespace)}/gameservers/${encodeURIComponent(next.name)}`;
-    const res = await this.#http.request('PUT', path, { body, signal, timeoutMs: this.#opts.writeTimeoutMs ?? 10_000 });
+    let res;
+    try {
+      res = await this.#http.request('PUT', path, { body, signal, timeoutMs: this.#opts.writeTimeoutMs ?? 10_000 });
+    } catch (err) {
+      if (!(err instanceof KubernetesApiError)) throw err; // the signal's reason
+      // a refused connection never carried the write; anything later may have
+      const refused = (err.cause as { code?: unknown } | undefined)?.code === 'ECONNREFUSED';
+      throw this.#unavailable(key, 'unreachable', !refused, err);
+    }
     switch (res.status) {
       case 200:
       case 201: {
@@ -164,14 +176,32 @@ export class KubernetesStore implements ClusterStore {
         return stored;
       }
       case 409:
+        this.#hideStale(key, entry);
         throw new StoreConflict(`GameServer ${key}: ${statusOf(res).message}`);
       case 404:
         throw new StoreNotFound(`GameServer ${key}: ${statusOf(res).message}`);
       default: {
         const s = statusOf(res);
-        throw new KubernetesApiError(res.status, s.reason, `update GameServer ${key}: ${s.message}`);
+        const err = new KubernetesApiError(res.status, s.reason, `update GameServer ${key}: ${s.message}`);
+        // overloaded, starting or failing API server: callers should retry, it is not a gateway bug
+        if (res.status === 429 || res.status >= 500) throw this.#unavailable(key, `HTTP ${res.status}`, res.status !== 429 && res.status !== 503, err);
+        throw err;
       }
     }
+  }
+
+  /** The API server could not take a write: UNAVAILABLE for the caller (NOT_READY), warned at most once a second. */
+  #unavailable(key: string, what: string, ambiguous: boolean, cause: KubernetesApiError): AllocationError {
+    const now = Date.now();
+    if (now - this.#lastUnavailableLogMs >= 1_000) {
+      this.#lastUnavailableLogMs = now;
+      this.#log.warn({ gameServer: key, err: describe(cause), ambiguous }, 'GameServer write failed: the API server is unavailable');
+    }
+    return new AllocationError('NOT_READY', `the Kubernetes API server did not take the allocation write (${what}); retry`, {
+      cause,
+      // the write may have been applied even though no answer came back
+      metadata: { ambiguous: String(ambiguous) },
+    });
   }
 
   async close(): Promise<void> {
@@ -185,6 +215,19 @@ export class KubernetesStore implements ClusterStore {
 
   // ------------------------------------------------------------------------------------------
   // cache maintenance
+
+  /**
+   * A 409 proves the cached copy is older than the stored object (another writer got there
+   * first). Until the watch delivers the newer version, listeners drop it, so that no other
+   * request spends a write on it. Matters while the watch lags: another replica's burst, or
+   * the seconds after an API server restart before the watch is back.
+   */
+  #hideStale(key: string, entry: Entry): void {
+    if (this.#entries.get(key) !== entry || this.#hidden.has(key)) return; // the watch was quicker
+    this.#hidden.add(key);
+    const gs = entry.gs;
+    this.#notify((l) => l.remove(gs.namespace, gs.name));
+  }
 
   /** A write succeeded: cache its result now (the watch event, when it comes, is then a no-op). */
   #applyWrite(obj: GameServerObject): GameServer {
@@ -233,8 +276,11 @@ export class KubernetesStore implements ClusterStore {
       // unchanged, or our own write cached something newer after the list was taken: keep it
       if (cached !== undefined && isNotNewer(e.gs.resourceVersion, cached.gs.resourceVersion)) {
         this.#packer.release(e.stored);
+        // withheld after a 409 yet unchanged in the list: show it again rather than lose it
+        if (this.#hidden.delete(key)) changed.push(cached.gs);
         continue;
       }
+      this.#hidden.delete(key);
       this.#entries.set(key, e);
       if (cached !== undefined) this.#packer.release(cached.stored);
       keys.add(key);
@@ -245,6 +291,7 @@ export class KubernetesStore implements ClusterStore {
       const cached = this.#entries.get(key);
       if (cached === undefined || compareResourceVersions(cached.gs.resourceVersion, listRv) === 1) continue;
       this.#entries.delete(key);
+      this.#hidden.delete(key);
       this.#packer.release(cached.stored);
       keys.delete(key);
       this.#remember(key, listRv); // absent as of the list: a late write response must not bring it back
@@ -258,7 +305,7 @@ export class KubernetesStore implements ClusterStore {
     for (const l of this.#listeners) {
       if (l.reset !== undefined) {
         this.#call(() => l.reset?.());
-        for (const e of this.#entries.values()) this.#call(() => l.upsert(e.gs));
+        for (const [key, e] of this.#entries) if (!this.#hidden.has(key)) this.#call(() => l.upsert(e.gs));
       } else {
         for (const gs of removed) this.#call(() => l.remove(gs.namespace, gs.name));
         for (const gs of changed) this.#call(() => l.upsert(gs));
@@ -269,6 +316,7 @@ export class KubernetesStore implements ClusterStore {
   /** Caches obj and tells the listeners. */
   #put(key: string, obj: GameServerObject): GameServer {
     const gs = this.#store(key, obj);
+    this.#hidden.delete(key);
     this.#notify((l) => l.upsert(gs));
     return gs;
   }
@@ -288,6 +336,7 @@ export class KubernetesStore implements ClusterStore {
   #drop(key: string, entry: Entry): void {
     const gs = entry.gs;
     this.#entries.delete(key);
+    this.#hidden.delete(key);
     this.#packer.release(entry.stored);
     this.#byNamespace.get(gs.namespace)?.delete(key);
     this.#notify((l) => l.remove(gs.namespace, gs.name));

@@ -144,6 +144,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     maxTrackedClients: adm.maxTrackedClients,
   });
   const authorizer = new Authorizer(config.authorization);
+  const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs };
   const handler = new AllocateHandler({
     router,
     decode,
@@ -164,6 +165,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     maxSessionMemoryMiB: adm.maxSessionMemoryMiB,
     admission,
     authorizer,
+    socketLimits,
     extraServices: [
       {
         name: GATEWAY_SERVICE,
@@ -185,7 +187,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     handler,
     defaultDeadlineMs: config.allocation.defaultDeadlineMs,
     maxBodyBytes: adm.maxMessageBytes,
-    maxConnections: adm.maxRestConnections,
+    socketLimits,
     documents: { '/openapi.yaml': ['application/yaml', readFileSync(new URL('../proto/allocation/openapi.yaml', import.meta.url))] },
   });
   // Load balancers probe with bare TCP; such handshake failures are not worth more than debug.

@@ -106,8 +106,10 @@ export const ConfigSchema = z.strictObject({
       maxConcurrentStreams: z.coerce.number().int().min(1).default(128),
       /** gRPC: HTTP/2 session memory per connection (MiB) before new streams are refused. */
       maxSessionMemoryMiB: z.coerce.number().int().min(1).default(16),
-      /** REST: open connections at once (TLS included); more are dropped at accept. */
-      maxRestConnections: z.coerce.number().int().min(1).default(1024),
+      /** Open connections per door (gRPC, REST) at once, handshaking ones included; more are closed at accept. */
+      maxConnections: z.coerce.number().int().min(1).default(1024),
+      /** A connection that has not completed its TLS handshake by then is closed (Node's default: 120 s). */
+      handshakeTimeoutMs: Ms.min(100).default(10_000),
       /** gRPC and REST: largest request message / body, bytes. */
       maxMessageBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     })

@@ -14,6 +14,7 @@ import { AllocationError } from '../allocation/errors.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
+import { applySocketLimits, grpcJsServers, type SocketLimits } from './socket-limits.ts';
 
 /** Matches agones-allocator's listener: clients may ping at most once a minute. */
 export const KEEPALIVE = {
@@ -39,6 +40,8 @@ export interface GrpcServerOptions {
   /** Applied to the extra services too (Allocate gets it through the handler). */
   readonly admission?: Admission;
   readonly authorizer?: Authorizer;
+  /** Connection count and TLS handshake time limits. */
+  readonly socketLimits?: SocketLimits;
   /** Extra unary services on the same port and TLS (e.g. gateway.v1.GatewayService). */
   readonly extraServices?: readonly ExtraService[];
 }
@@ -202,6 +205,7 @@ export class GrpcServer {
         err ? reject(err) : resolve(port),
       );
     });
+    for (const server of grpcJsServers(this.#server)) applySocketLimits(server, this.#opts.socketLimits ?? { maxConnections: 1024, handshakeTimeoutMs: 10_000 });
     // Until the certificates reach the listener it drops every connection.
     await this.#opts.tls.delivered();
     return this.#port;

@@ -12,6 +12,9 @@ import { jsonToBinary, toJson } from '../protocol/proto-json.ts';
 import { toJsonError, toWireError, type WireError } from './status.ts';
 import { clientIdentity, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import { parseGrpcTimeout } from './grpc-timeout.ts';
+import { applySocketLimits, type SocketLimits } from './socket-limits.ts';
+
+const DEFAULT_SOCKET_LIMITS: SocketLimits = { maxConnections: 1024, handshakeTimeoutMs: 10_000 };
 
 export const ALLOCATE_PATH = '/gameserverallocation';
 
@@ -23,8 +26,8 @@ export interface RestServerOptions {
   readonly handler: AllocateHandler;
   readonly defaultDeadlineMs: number;
   readonly maxBodyBytes: number;
-  /** Open connections at once; more are dropped at accept. */
-  readonly maxConnections?: number;
+  /** Connection count and TLS handshake time limits. */
+  readonly socketLimits?: SocketLimits;
   /** Extra GET routes (e.g. the OpenAPI document): path → [content type, body]. */
   readonly documents?: Readonly<Record<string, readonly [string, string | Buffer]>>;
 }
@@ -67,9 +70,7 @@ export class RestServer {
     this.#server.headersTimeout = 10_000;
     this.#server.requestTimeout = 30_000;
     this.#server.keepAliveTimeout = 60_000;
-    // A socket that never completes its TLS handshake is dropped after this (Node's default is 120 s).
-    (this.#server as unknown as { handshakeTimeout?: number }).handshakeTimeout = 10_000;
-    this.#server.maxConnections = opts.maxConnections ?? 1024;
+    applySocketLimits(this.#server, opts.socketLimits ?? DEFAULT_SOCKET_LIMITS);
     this.#stopWatching = opts.tls.onChange((next) => this.#server.setSecureContext({ cert: next.cert, key: next.key, ca: next.ca }));
   }
 

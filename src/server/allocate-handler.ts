@@ -7,7 +7,7 @@ import { responseToWire } from '../allocation/to-proto.ts';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { CLUSTER_ANNOTATION } from '../router/idempotency.ts';
+import { CLUSTER_ANNOTATION, idempotencyHash } from '../router/idempotency.ts';
 import type { Router } from '../router/router.ts';
 import type { Admission, Release } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
@@ -104,6 +104,8 @@ export class AllocateHandler {
         {
           audit: true, reqId: ctx.reqId, door: ctx.door, identity: ctx.identity, namespace: allocation.namespace,
           gameServer: allocation.gameServerName, cluster, source: allocation.source, outcome: 'OK', latencyMs,
+          // The hashed key (as stored on the GameServer), so an audit can tie a lost reply to its retry.
+          ...(ctx.idempotencyKey !== null ? { idempotencyKey: idempotencyHash(req.namespace, ctx.identity, ctx.idempotencyKey) } : {}),
         },
         'allocated',
       );

@@ -1,0 +1,22 @@
+// Short versions of the embedded-cluster reliability scenarios (npm run reliability runs them longer).
+import { after, describe, test } from 'node:test';
+import { devCerts } from '../helpers/certs.ts';
+import { certRotation, flood, rateLimit, sigterm, slowClients } from './scenarios-memory.ts';
+import { ghzPath } from './load.ts';
+
+let skip: string | false = false;
+try {
+  ghzPath();
+} catch (err) {
+  skip = `ghz unavailable (needs Go to build): ${(err as Error).message.slice(0, 200)}`;
+}
+
+describe('reliability on the embedded cluster (short)', { skip }, () => {
+  const certs = devCerts({ after });
+  const owner = { after };
+  test('overload flood is shed with OVERLOADED, memory bounded, ledger balanced', async () => console.log(await flood(owner, certs, { total: 20_000, pool: 15_000 })));
+  test('per-client rate limit holds', async () => console.log(await rateLimit(owner, certs, { durationMs: 3_000 })));
+  test('slow and half-open clients do not hurt real callers, no fd leak', async () => console.log(await slowClients(owner, certs, { durationMs: 4_000, sockets: 200 })));
+  test('certificates rotated under load', async () => console.log(await certRotation(owner, certs, { durationMs: 4_000 })));
+  test('SIGTERM under load drains cleanly', async () => console.log(await sigterm(owner, certs, { durationMs: 4_000 })));
+});

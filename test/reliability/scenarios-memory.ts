@@ -1,0 +1,263 @@
+// Reliability scenarios on the embedded cluster: the gateway is a child process, load comes from
+// ghz (another process), the ledger compares ghz's replies, the gateway's audit lines and the
+// cluster's counts (GatewayService.GetCapacity). Each returns its table row; assertions throw.
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import tls from 'node:tls';
+import http2 from 'node:http2';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestCerts } from '../helpers/certs.ts';
+import { simpleFleet, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { auditedNames } from './ledger.ts';
+import { idempotencyHash } from '../../src/router/idempotency.ts';
+import { capacityOf, fdCount, ghzAsync, rssMiB, sampleRss, sleep, unexpectedCodes, type GhzResult, type ScenarioResult } from './load.ts';
+
+export interface Owner {
+  after(fn: () => Promise<void> | void): void;
+}
+
+const ALLOCATE = { namespace: 'default', metadata: { labels: { req: 'r{{.RequestNumber}}' } } };
+
+/** Metadata giving every call of a ghz run its own idempotency key (prefix + request number). */
+export const keyed = (prefix: string) => ({ 'idempotency-key': `${prefix}-{{.RequestNumber}}` });
+
+/**
+ * Ledger for a memory-cluster gateway: ghz OK (callers told) and the audit lines (distinct names)
+ * against the newly Allocated count of its cluster (GatewayService.GetCapacity). Replies lost in
+ * flight (allocated, caller not told) must be reclaimable: every audited key is replayed and must
+ * return its GameServer without allocating another.
+ */
+export async function memoryLedger(
+  gw: GatewayProcess,
+  certs: TestCerts,
+  allocatedBefore: number,
+  told: number,
+  keyPrefixes: readonly { prefix: string; count: number }[] = [],
+): Promise<{ doubles: number; lost: number; reclaimable: number; problems: string[] }> {
+  await sleep(400); // capacity answers are cached for a quarter of their TTL
+  const newly = (await capacityOf(gw.address, certs, 'default')).allocated - allocatedBefore;
+  const lines = gw.logs.filter((l) => l.audit === true && l.outcome === 'OK');
+  const names = auditedNames(gw.logs);
+  const problems: string[] = [];
+  const dupNames = names.length - new Set(names).size;
+  if (dupNames > 0) problems.push(`${dupNames} names audited twice`);
+  if (names.length !== newly) problems.push(`${names.length} audit lines for ${newly} newly Allocated GameServers`);
+  const doubles = dupNames + Math.max(0, told - newly);
+  if (told > newly) problems.push(`${told} callers told, only ${newly} newly Allocated`);
+  let lost = Math.max(0, newly - told);
+  let reclaimable = 0;
+  if (lost > 0) {
+    // Which key produced each audited allocation: hash every key the runs could have sent.
+    const byHash = new Map<string, string>();
+    for (const identity of new Set(lines.map((l) => l.identity as string | null))) {
+      for (const { prefix, count } of keyPrefixes) {
+        for (let i = 0; i < count + 10; i++) byHash.set(idempotencyHash('default', identity, `${prefix}-${i}`), `${prefix}-${i}`);
+      }
+    }
+    const client = gw.client();
+    let replayedOk = 0;
+    const queue = lines.filter((l) => typeof l.idempotencyKey === 'string');
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      for (let l = queue.pop(); l; l = queue.pop()) {
+        const key = byHash.get(l.idempotencyKey as string);
+        if (!key) continue;
+        const r = await client.allocate({ namespace: 'default' }, { idempotencyKey: key, deadline: 5_000 }).catch(() => null);
+        if (r?.gameServerName === l.gameServer) replayedOk++;
+      }
+    }));
+    await sleep(400);
+    const after = (await capacityOf(gw.address, certs, 'default')).allocated - allocatedBefore;
+    if (after !== newly) problems.push(`replaying idempotency keys allocated ${after - newly} more`);
+    if (replayedOk === lines.length && after === newly) {
+      reclaimable = lost;
+      lost = 0;
+    } else {
+      problems.push(`${newly - told} allocations without a caller told; ${replayedOk} of ${lines.length} audited keys replay to their GameServer`);
+    }
+  }
+  return { doubles, lost, reclaimable, problems };
+}
+
+function sumCodes(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+function row(scenario: string, r: GhzResult, extra: Partial<ScenarioResult> & { doubles: number; lost: number }): ScenarioResult {
+  return { scenario, requests: r.count, rps: r.rps, faults: 0, badInputs: 0, p99Ms: r.p99Ms, rssGrowthMiB: NaN, ...extra };
+}
+
+/** Overload: far more calls in flight than admitted; shed with OVERLOADED, memory bounded. */
+export async function flood(owner: Owner, certs: TestCerts, o: { total: number; pool: number }): Promise<ScenarioResult> {
+  const gw = await startGatewayProcess(owner, { certs, name: 'flood', fleet: simpleFleet('f', o.pool), config: { log: { level: 'info' }, admission: { maxInFlight: 16 } } });
+  const rss0 = rssMiB(gw.pid);
+  // Two equal floods: memory must plateau (the second may not grow it much), not scale with the flood.
+  const half = Math.round(o.total / 2);
+  const peaks: number[] = [];
+  const results: GhzResult[] = [];
+  for (const prefix of ['flood1', 'flood2']) {
+    const sampler = sampleRss(gw.pid, 100);
+    results.push(await ghzAsync({ certs, port: gw.grpcPort, data: ALLOCATE, metadata: keyed(prefix), concurrency: 400, connections: 8, total: half, timeoutMs: 10_000 }));
+    peaks.push(sampler.stop().peakMiB);
+  }
+  const [a, b] = results as [GhzResult, GhzResult];
+  const r: GhzResult = { ...a, count: a.count + b.count, ok: a.ok + b.ok, rps: (a.rps + b.rps) / 2, p99Ms: Math.max(a.p99Ms, b.p99Ms), codes: sumCodes(a.codes, b.codes), errors: { ...a.errors, ...b.errors } };
+  assert.deepEqual(unexpectedCodes(r, ['OK', 'Unavailable', 'ResourceExhausted']), []);
+  for (const msg of Object.keys(r.errors)) assert.match(msg, /serving its limit|no available GameServer/, msg);
+  assert.ok((r.codes.Unavailable ?? 0) > 0, 'the flood must be shed');
+  const l = await memoryLedger(gw, certs, 0, r.ok, [{ prefix: 'flood1', count: half }, { prefix: 'flood2', count: half }]);
+  assert.deepEqual(l.problems, []);
+  const [p1, p2] = peaks as [number, number];
+  assert.ok(p2 - p1 < 64, `RSS kept growing under the flood: peak ${p1.toFixed(0)} MiB after the first half, ${p2.toFixed(0)} MiB after the second`);
+  const peakMiB = Math.max(p1, p2);
+  return row('overload flood (400 in flight, bound 16)', r, { ...l, rssGrowthMiB: peakMiB - rss0, note: `${r.codes.Unavailable ?? 0} shed OVERLOADED; RSS peaks ${p1.toFixed(0)}/${p2.toFixed(0)} MiB (start ${rss0.toFixed(0)})` });
+}
+
+/** Per-client rate limit held by the token bucket. */
+export async function rateLimit(owner: Owner, certs: TestCerts, o: { durationMs: number }): Promise<ScenarioResult> {
+  const perClientRps = 200;
+  const gw = await startGatewayProcess(owner, { certs, name: 'rate', fleet: simpleFleet('r', 50_000), config: { log: { level: 'info' }, admission: { perClientRps, perClientBurst: 50 } } });
+  const total = o.durationMs; // 1,000 per second
+  const r = await ghzAsync({ certs, port: gw.grpcPort, data: ALLOCATE, metadata: keyed('rate'), concurrency: 20, rps: 1_000, total, timeoutMs: 5_000 });
+  assert.deepEqual(unexpectedCodes(r, ['OK', 'Unavailable']), []);
+  const seconds = o.durationMs / 1000;
+  assert.ok(r.ok <= perClientRps * seconds + 50 + perClientRps, `${r.ok} admitted in ${seconds} s at ${perClientRps}/s`);
+  assert.ok(r.ok >= perClientRps * seconds * 0.8, `only ${r.ok} admitted`);
+  const l = await memoryLedger(gw, certs, 0, r.ok, [{ prefix: 'rate', count: total }]);
+  assert.deepEqual(l.problems, []);
+  return row(`rate limit ${perClientRps}/s per identity (offered 1000/s)`, r, { ...l, note: `${r.codes.Unavailable ?? 0} RATE_LIMITED` });
+}
+
+/** Slow clients and half-open connections while real load runs: they cannot exhaust the gateway. */
+export async function slowClients(owner: Owner, certs: TestCerts, o: { durationMs: number; sockets: number }): Promise<ScenarioResult> {
+  const gw = await startGatewayProcess(owner, { certs, name: 'slow', fleet: simpleFleet('s', 100_000), config: { log: { level: 'info' }, admission: { maxConnections: 512, handshakeTimeoutMs: 2_000 } } });
+  const fd0 = fdCount(gw.pid);
+  const rss0 = rssMiB(gw.pid);
+  const held: (Socket | http2.ClientHttp2Session)[] = [];
+  const ca = readFileSync(certs.caFile);
+  const cert = readFileSync(certs.clientCertFile);
+  const key = readFileSync(certs.clientKeyFile);
+  let faults = 0;
+  // 1. TCP connections that never start TLS (half-open from the gateway's view), on both doors:
+  //    closed by the gateway once the handshake timeout passes.
+  const silentClosed: Promise<number>[] = [];
+  const t0 = Date.now();
+  for (let i = 0; i < o.sockets; i++) {
+    for (const port of [gw.grpcPort, gw.restPort]) {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      silentClosed.push(new Promise((resolve) => s.once('close', () => resolve(Date.now() - t0))));
+      held.push(s);
+      faults++;
+    }
+  }
+  // 2. Slowloris on REST: TLS done, headers trickled one byte at a time, never finished.
+  for (let i = 0; i < Math.min(64, o.sockets); i++) {
+    const s = tls.connect({ host: '127.0.0.1', port: gw.restPort, ca, cert, key, servername: 'localhost' }, () => s.write('POST /gameserverallocation HTTP/1.1\r\nHost: x\r\n'));
+    s.on('error', () => {});
+    const drip = setInterval(() => (s.writable ? s.write('X') : clearInterval(drip)), 1_000);
+    s.on('close', () => clearInterval(drip));
+    held.push(s);
+    faults++;
+  }
+  // 3. HTTP/2 connections that open streams and never send a message (idle streams pile up).
+  for (let i = 0; i < 8; i++) {
+    const session = http2.connect(`https://127.0.0.1:${gw.grpcPort}`, { ca, cert, key, servername: 'localhost' });
+    session.on('error', () => {});
+    for (let j = 0; j < 200; j++) {
+      const st = session.request({ ':method': 'POST', ':path': '/allocation.AllocationService/Allocate', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+      st.on('error', () => {});
+    }
+    held.push(session);
+    faults++;
+  }
+  const total = Math.round(o.durationMs / 2); // 500 per second
+  const r = await ghzAsync({ certs, port: gw.grpcPort, data: ALLOCATE, metadata: keyed('slow'), concurrency: 16, rps: 500, total, timeoutMs: 5_000 });
+  const rest = await fetchOk(gw, certs);
+  const closedAfter = await Promise.race([Promise.all(silentClosed), sleep(10_000).then(() => null)]);
+  assert.ok(closedAfter !== null, 'silent sockets were not closed within 10 s (handshake timeout 2 s)');
+  assert.ok(Math.max(...closedAfter) < 6_000, `silent sockets held up to ${Math.max(...closedAfter)} ms`);
+  const fdPeak = fdCount(gw.pid);
+  for (const h of held) ('destroy' in h ? h.destroy() : undefined);
+  await sleep(1_500);
+  const fdAfter = fdCount(gw.pid);
+  assert.deepEqual(unexpectedCodes(r, ['OK']), [], 'real callers were hurt by slow ones');
+  assert.ok(rest, 'REST served while slow clients held connections');
+  assert.ok(r.p99Ms < 250, `p99 ${r.p99Ms} ms with slow clients around`);
+  assert.ok(fdAfter <= fd0 + 20, `file descriptors leaked: ${fd0} before, ${fdPeak} during, ${fdAfter} after`);
+  const l = await memoryLedger(gw, certs, 0, r.ok + 1, [{ prefix: 'slow', count: total }]);
+  assert.deepEqual(l.problems, []);
+  return row('slow & half-open clients', r, { ...l, faults, rssGrowthMiB: rssMiB(gw.pid) - rss0, note: `fds ${fd0}→${fdPeak}→${fdAfter}` });
+}
+
+async function fetchOk(gw: GatewayProcess, certs: TestCerts): Promise<boolean> {
+  const { restCall } = await import('../helpers/gateway.ts');
+  const r = await restCall(`https://127.0.0.1:${gw.restPort}/gameserverallocation`, {
+    ca: readFileSync(certs.caFile), cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), method: 'POST', headers: {}, body: '{"namespace":"default"}',
+  });
+  return r.status === 200;
+}
+
+/** Server certificate and client CA rotated under load; a client with a new certificate joins. */
+export async function certRotation(owner: Owner, certs: TestCerts, o: { durationMs: number }): Promise<ScenarioResult> {
+  const live = join(certs.dir, 'live-rotation');
+  mkdirSync(join(live, 'ca'), { recursive: true });
+  copyFileSync(certs.serverCertFile, join(live, 'tls.crt'));
+  copyFileSync(certs.serverKeyFile, join(live, 'tls.key'));
+  copyFileSync(certs.caFile, join(live, 'ca', 'ca.crt'));
+  const gw = await startGatewayProcess(owner, {
+    certs, name: 'rotation', fleet: simpleFleet('c', 100_000),
+    config: { log: { level: 'info' }, tls: { certFile: join(live, 'tls.crt'), keyFile: join(live, 'tls.key'), clientCaDir: join(live, 'ca') } },
+  });
+  const { makeCerts } = await import('../helpers/certs.ts');
+  const partner = makeCerts(join(certs.dir, 'partner-rotation'), 'partner');
+  // Short calls over many fresh connections, so handshakes happen throughout the rotation.
+  const total = Math.round((o.durationMs * 300) / 1000);
+  const load = ghzAsync({ certs, port: gw.grpcPort, data: ALLOCATE, metadata: keyed('rot'), concurrency: 8, connections: 8, rps: 300, total, timeoutMs: 5_000 });
+  await sleep(o.durationMs / 4);
+  const next = certs.leaf('localhost-rotated', { eku: 'serverAuth', san: 'DNS:localhost,IP:127.0.0.1' });
+  copyFileSync(next.keyFile, join(live, 'tls.key'));
+  copyFileSync(next.certFile, join(live, 'tls.crt'));
+  copyFileSync(partner.caFile, join(live, 'ca', 'partner.crt'));
+  await sleep(o.durationMs / 4);
+  // A client of the new CA, from its own ghz process, while the first load still runs.
+  const joined = await ghzAsync({ certs: { caFile: certs.caFile, clientCertFile: partner.clientCertFile, clientKeyFile: partner.clientKeyFile }, port: gw.grpcPort, data: ALLOCATE, concurrency: 2, total: 200, timeoutMs: 5_000 });
+  const r = await load;
+  assert.ok(gw.logs.some((l) => l.msg === 'server certificates reloaded'), 'no reload logged');
+  assert.deepEqual(unexpectedCodes(r, ['OK']), []);
+  assert.deepEqual(unexpectedCodes(joined, ['OK']), []);
+  const l = await memoryLedger(gw, certs, 0, r.ok + joined.ok, [{ prefix: 'rot', count: total }]);
+  assert.deepEqual(l.problems, []);
+  return row('certificates rotated under load (server + client CA)', { ...r, count: r.count + joined.count }, { ...l, faults: 2 });
+}
+
+/** SIGTERM under load: readiness false first, in-flight calls finish, none half-done. */
+export async function sigterm(owner: Owner, certs: TestCerts, o: { durationMs: number }): Promise<ScenarioResult> {
+  const gw = await startGatewayProcess(owner, {
+    certs, name: 'sigterm', fleet: simpleFleet('t', 100_000),
+    config: { log: { level: 'info' }, shutdown: { readinessDrainMs: 1_000, graceMs: 5_000 } },
+  });
+  const load = ghzAsync({ certs, port: gw.grpcPort, data: ALLOCATE, concurrency: 32, rps: 800, total: Math.round(o.durationMs * 0.8), timeoutMs: 5_000 });
+  await sleep(o.durationMs / 3);
+  const readyBefore = (await fetch(`http://127.0.0.1:${gw.opsPort}/ready`)).status;
+  const allocatedAtSignal = auditedNames(gw.logs).length;
+  const exited = gw.kill('SIGTERM');
+  await sleep(300);
+  const readyDuring = await fetch(`http://127.0.0.1:${gw.opsPort}/ready`).then((r) => r.status, () => 0);
+  const servedWhileNotReady = auditedNames(gw.logs).length;
+  await exited;
+  const r = await load;
+  assert.equal(readyBefore, 200);
+  assert.equal(readyDuring, 503, 'readiness must go false before listeners close');
+  assert.ok(servedWhileNotReady >= allocatedAtSignal);
+  // Once the listener closed, calls fail to connect (Unavailable); nothing else.
+  assert.deepEqual(unexpectedCodes(r, ['OK', 'Unavailable']), []);
+  const names = auditedNames(gw.logs);
+  // No call half-done: every audited allocation was answered OK, every OK was audited.
+  assert.equal(names.length, r.ok, `${names.length} audited, ${r.ok} answered OK`);
+  assert.equal(new Set(names).size, names.length);
+  assert.ok(gw.logs.some((l) => l.msg === 'stopped'), 'the drain did not finish cleanly');
+  return row('gateway SIGTERM under load (drain 1 s, grace 5 s)', r, { doubles: names.length - new Set(names).size, lost: Math.abs(names.length - r.ok), faults: 1, note: `${r.codes.Unavailable ?? 0} refused after close` });
+}

@@ -1,0 +1,35 @@
+// Short versions of the Kubernetes reliability scenarios (real etcd + kube-apiservers, gateways
+// as child processes, load from ghz or a caller process). npm run reliability runs them longer.
+import { after, before, describe, test } from 'node:test';
+import { controlPlaneBinaries } from '../cluster/control-plane.ts';
+import { devCerts } from '../helpers/certs.ts';
+import { ghzPath } from './load.ts';
+import { controlPlaneFaults, remoteKilled, replicaKilled, soak, startKubeEnv, type KubeEnv } from './scenarios-kube.ts';
+
+const bins = controlPlaneBinaries();
+let skip: string | false = 'missing' in bins ? bins.missing : false;
+if (!skip) {
+  try {
+    ghzPath();
+  } catch (err) {
+    skip = `ghz unavailable: ${(err as Error).message.slice(0, 200)}`;
+  }
+}
+
+describe('reliability on real API servers (short)', { skip }, () => {
+  const certs = devCerts({ after });
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const owner = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+  let env: KubeEnv;
+  before(async () => {
+    env = await startKubeEnv();
+  });
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+    await env?.stop();
+  });
+  test('kube-apiserver restart, etcd pause, watch expiry (410) under load: ledger balances', async () => console.log(await controlPlaneFaults(owner, certs, env, { phaseMs: 6_000, rps: 40 })));
+  test('a replica SIGKILLed mid-allocation: callers retrying the same key are all told, nothing lost', async () => console.log(await replicaKilled(owner, certs, env, { total: 150, rps: 30 })));
+  test('a remote allocator SIGKILLed mid-request behind a black-holed endpoint: nothing lost or doubled', async () => console.log(await remoteKilled(owner, certs, env, { total: 120, rps: 20 })));
+  test('soak (short): flat memory, no fd leak, ledger balances with re-readied GameServers', async () => console.log(await soak(owner, certs, env, { windows: 3, windowMs: 8_000, rps: 40 })));
+});

@@ -1,12 +1,15 @@
 // Property tests (fast-check) on the decode and validation path of both doors: every input is
 // either accepted or refused with INVALID_FIELD naming the field; nothing else, and quickly.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { RequestType } from '../../src/protocol/proto.ts';
 import { jsonToBinary } from '../../src/protocol/proto-json.ts';
 import { anyJson, corruptedRequest, validRequest } from './arbitraries.ts';
-import { decodeBytes, decodeText, judge } from './oracle.ts';
+import { decodeBytes, decodeText, judge, judged } from './oracle.ts';
+import { report } from '../reliability/report.ts';
+
+after(() => report({ scenario: 'fast-check properties (decode path, both doors)', requests: judged.ok + judged.invalid, rps: NaN, faults: 0, badInputs: judged.invalid, doubles: 0, lost: 0, p99Ms: NaN, rssGrowthMiB: NaN }));
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 

@@ -14,6 +14,7 @@ import { restCall, startGateway } from '../helpers/gateway.ts';
 import { auditedNames, auditLedger, snapshotMemory } from '../reliability/ledger.ts';
 import { anyJson, corruptedRequest, validRequest } from './arbitraries.ts';
 import { decodeBytes, decodeText, FIELD_PATH, judge } from './oracle.ts';
+import { report } from '../reliability/report.ts';
 
 const RUNS = Number(process.env.FUZZ_DOOR_RUNS ?? 250);
 const OK_CODES = new Set(['OK', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION']);
@@ -96,5 +97,6 @@ test(`${RUNS} random requests per door over real gRPC and REST`, async (t) => {
   assert.deepEqual(audit.problems, []);
   assert.equal(audit.doubles, 0);
   assert.equal(audit.lost, 0);
-  console.log(`doors fuzz: ${JSON.stringify(codes)}; allocations ${audit.reported}`);
+  const bad = (codes['REST 400'] ?? 0) + (codes['gRPC INVALID_ARGUMENT'] ?? 0) + 2;
+  report({ scenario: 'random requests over real gRPC + REST', requests: inputs.length + byteInputs.length + 3, rps: NaN, faults: 0, badInputs: bad, doubles: audit.doubles, lost: audit.lost, p99Ms: NaN, rssGrowthMiB: NaN, note: `${audit.reported} allocations; ${JSON.stringify(codes)}` });
 });

@@ -30,6 +30,9 @@ export function decodeText(text: string): AllocationRequest {
   return requestFromWire(decodeRequest(jsonToBinary(json, RequestType)), DECODE);
 }
 
+/** Inputs judged so far in this process, by verdict (for the reliability table). */
+export const judged = { ok: 0, invalid: 0 };
+
 /** Runs `fn`; returns 'ok' or 'invalid', throws (a defect) for anything else. */
 export function judge(fn: () => unknown, maxMs = 250): 'ok' | 'invalid' {
   const t0 = performance.now();
@@ -43,6 +46,7 @@ export function judge(fn: () => unknown, maxMs = 250): 'ok' | 'invalid' {
     if (!FIELD_PATH.test(err.message)) throw new Error(`message does not start with a field path: ${err.message.slice(0, 200)}`);
     verdict = 'invalid';
   }
+  judged[verdict]++;
   const ms = performance.now() - t0;
   if (ms > maxMs) throw new Error(`decode took ${ms.toFixed(0)} ms (bound ${maxMs} ms)`);
   return verdict;

@@ -12,6 +12,7 @@ import { devCerts } from '../helpers/certs.ts';
 import { readyPool } from '../helpers/game-servers.ts';
 import { startGateway } from '../helpers/gateway.ts';
 import { auditedNames, auditLedger, snapshotMemory } from '../reliability/ledger.ts';
+import { report } from '../reliability/report.ts';
 
 const EXAMPLES = Number(process.env.SCHEMATHESIS_EXAMPLES ?? 150);
 
@@ -62,5 +63,8 @@ test(`schemathesis against GET /openapi.yaml over mTLS (${EXAMPLES} examples per
   const audit = auditLedger({ before, after: snapshotMemory(gw.store), told: audited, audited });
   assert.deepEqual(audit.problems, []);
   assert.equal(audit.doubles + audit.lost, 0);
+  const generated = Number(/(\d+) generated/.exec(out)?.[1] ?? cases);
+  const refused = gw.logs.filter((l) => l.audit === true && l.outcome === 'INVALID_FIELD').length;
+  report({ scenario: 'schemathesis (OpenAPI, mTLS)', requests: generated, rps: NaN, faults: 0, badInputs: refused, doubles: audit.doubles, lost: audit.lost, p99Ms: NaN, rssGrowthMiB: NaN });
   console.log(`schemathesis: ${gw.logs.filter((l) => l.audit === true).length} calls reached Allocate, ${audit.reported} allocations, ledger balanced`);
 });

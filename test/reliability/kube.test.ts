@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { controlPlaneBinaries } from '../cluster/control-plane.ts';
 import { devCerts } from '../helpers/certs.ts';
 import { ghzPath } from './load.ts';
+import { FULL, report } from './report.ts';
 import { controlPlaneFaults, remoteKilled, replicaKilled, soak, startKubeEnv, type KubeEnv } from './scenarios-kube.ts';
 
 const bins = controlPlaneBinaries();
@@ -28,8 +29,12 @@ describe('reliability on real API servers (short)', { skip }, () => {
     for (const c of cleanups.reverse()) await c();
     await env?.stop();
   });
-  test('kube-apiserver restart, etcd pause, watch expiry (410) under load: ledger balances', async () => console.log(await controlPlaneFaults(owner, certs, env, { phaseMs: 6_000, rps: 40 })));
-  test('a replica SIGKILLed mid-allocation: callers retrying the same key are all told, nothing lost', async () => console.log(await replicaKilled(owner, certs, env, { total: 150, rps: 30 })));
-  test('a remote allocator SIGKILLed mid-request behind a black-holed endpoint: nothing lost or doubled', async () => console.log(await remoteKilled(owner, certs, env, { total: 120, rps: 20 })));
-  test('soak (short): flat memory, no fd leak, ledger balances with re-readied GameServers', async () => console.log(await soak(owner, certs, env, { windows: 3, windowMs: 8_000, rps: 40 })));
+  test('kube-apiserver restart, etcd pause, watch expiry (410) under load: ledger balances', async () => report(await controlPlaneFaults(owner, certs, env, FULL ? { phaseMs: 20_000, rps: 60 } : { phaseMs: 6_000, rps: 40 })));
+  test('a replica SIGKILLed mid-allocation: callers retrying the same key are all told, nothing lost', async () => report(await replicaKilled(owner, certs, env, FULL ? { total: 1_200, rps: 60 } : { total: 150, rps: 30 })));
+  test('a remote allocator SIGKILLed mid-request behind a black-holed endpoint: nothing lost or doubled', async () => report(await remoteKilled(owner, certs, env, FULL ? { total: 600, rps: 30 } : { total: 120, rps: 20 })));
+  test('soak: flat memory, no fd leak, p99 stable, ledger balances with re-readied GameServers', async () => {
+    const r = await soak(owner, certs, env, FULL ? { windows: 8, windowMs: 30_000, rps: 80 } : { windows: 3, windowMs: 8_000, rps: 40 });
+    console.log(r.samples.join('\n'));
+    report({ ...r, samples: undefined } as never);
+  });
 });

@@ -1,0 +1,12 @@
+// Scenario rows travel from test files to the reliability runner as tagged stdout lines.
+import type { ScenarioResult } from './load.ts';
+
+export const ROW_TAG = 'RELIABILITY_ROW ';
+
+/** true under `npm run reliability` (full sizes); false in `npm test` (short). */
+export const FULL = process.env.RELIABILITY_FULL === '1';
+
+/** Prints a row for the runner's table (and for a person reading the test output). */
+export function report(row: ScenarioResult | ScenarioResult[]): void {
+  for (const r of Array.isArray(row) ? row : [row]) console.log(`${ROW_TAG}${JSON.stringify(r)}`);
+}

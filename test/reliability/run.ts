@@ -17,6 +17,7 @@ const FILES = [
   'test/reliability/admission.test.ts',
   'test/reliability/authorization.test.ts',
   'test/reliability/deadlines.test.ts',
+  'test/reliability/tls-hygiene.test.ts',
   'test/reliability/memory.test.ts',
   'test/reliability/kube.test.ts',
 ];

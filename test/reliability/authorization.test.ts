@@ -9,6 +9,7 @@ import { AllocationError } from '../../src/allocation/errors.ts';
 import { devCerts } from '../helpers/certs.ts';
 import { readyPool } from '../helpers/game-servers.ts';
 import { caught, startGateway } from '../helpers/gateway.ts';
+import { capacityOf } from './load.ts';
 
 const DEV = 'spiffe://allocator-gateway/test-client';
 
@@ -78,11 +79,13 @@ describe('authorization at both doors (enforce)', async () => {
     assert.equal(gw.store.list().filter((g) => g.state === 'Allocated').length, 1);
   });
 
-  test('enforce with no clients listed: every Allocate is refused', async (t) => {
+  test('enforce: unlisted identities are refused by GatewayService too; listed ones are served', async (t) => {
     const certs = devCerts(t);
-    const gw = await startGateway(t, { certs, gameServers: readyPool(2), config: { authorization: { mode: 'enforce', clients: {} } } });
-    const err = await caught<AllocatorError>(gw.client().allocate({ namespace: 'default' }, { deadline: 3_000 }));
-    assert.equal(err.codeName, 'PERMISSION_DENIED');
+    const gw = await startGateway(t, { certs, gameServers: readyPool(2), config: { authorization: { mode: 'enforce', clients: { [DEV]: { namespaces: ['default'] } } } } });
+    const stranger = certs.leaf('stranger', { san: 'URI:spiffe://elsewhere/stranger' });
+    const err = await capacityOf(gw.grpcAddress, { caFile: certs.caFile, clientCertFile: stranger.certFile, clientKeyFile: stranger.keyFile }, 'default').catch((e: { code: number; details: string }) => e);
+    assert.equal((err as { code: number }).code, 7, JSON.stringify(err)); // PERMISSION_DENIED
+    assert.equal((await capacityOf(gw.grpcAddress, certs, 'default')).ready, 2);
   });
 
   test('UNAUTHENTICATED (no clientAuth usage) is audited too; no key material is ever logged', async (t) => {

@@ -97,7 +97,7 @@ describe('gRPC door', async () => {
     const bad = await caught<AllocatorError>(gw.client().allocate({ namespace: 'default', metadata: { labels: { 'bad key!': 'v' } } }));
     assert.equal(bad.codeName, 'INVALID_ARGUMENT');
     assert.equal(bad.reason, 'INVALID_FIELD');
-    assert.equal(bad.errorInfo?.metadata.field, 'metadata.labels[bad key!]');
+    assert.equal(bad.errorInfo?.metadata.field, 'metadata.labels["bad key!"]'); // keys that are not plain are quoted
   });
 
   test('an expired deadline gets DEADLINE_EXCEEDED and allocates nothing', async () => {

@@ -18,6 +18,9 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    // pino's default stdout stream is asynchronous with an unbounded buffer: under a flood, lines
+    // (audit lines included) queued in memory faster than stdout drained. Synchronous writes make a
+    // slow log consumer slow the gateway down instead of growing its memory or losing audit lines.
+    destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }

@@ -46,11 +46,13 @@ export class MemoryIdempotencyLedger implements IdempotencyLedger {
   readonly #records = new Map<string, MemoryRecord>();
   readonly #retentionMs: number;
   readonly #holder: string;
+  readonly #maxRecords: number;
   readonly #timer: NodeJS.Timeout;
 
-  constructor(opts: { retentionMs: number; holder: string }) {
+  constructor(opts: { retentionMs: number; holder: string; maxRecords?: number }) {
     this.#retentionMs = opts.retentionMs;
     this.#holder = opts.holder;
+    this.#maxRecords = opts.maxRecords ?? 100_000;
     this.#timer = setInterval(() => {
       const now = Date.now();
       for (const [k, r] of this.#records) if (r.until < now) this.#records.delete(k);
@@ -71,7 +73,22 @@ export class MemoryIdempotencyLedger implements IdempotencyLedger {
   }
 
   async complete(namespace: string, hash: string, allocation: Allocation): Promise<void> {
-    this.#records.set(`${namespace}/${hash}`, { holder: this.#holder, until: Date.now() + this.#retentionMs, allocation });
+    const id = `${namespace}/${hash}`;
+    // A local GameServer in the request's namespace carries the key as an annotation, which the
+    // router finds first on a repeat: no record needed. Keeping one per key held a copy of every
+    // allocation for the whole retention (memory grew without bound under a flood of keys).
+    if (allocation.source === 'local' && allocation.namespace === namespace) {
+      this.#records.delete(id);
+      return;
+    }
+    this.#records.delete(id); // re-inserted last: the Map stays oldest-first
+    this.#records.set(id, { holder: this.#holder, until: Date.now() + this.#retentionMs, allocation });
+    // Remote results are kept, but never more than maxRecords: the oldest go first.
+    while (this.#records.size > this.#maxRecords) {
+      const oldest = this.#records.keys().next().value;
+      if (oldest === undefined) break;
+      this.#records.delete(oldest);
+    }
   }
 
   async release(namespace: string, hash: string): Promise<void> {

@@ -21,7 +21,7 @@ const OK_CODES = new Set(['OK', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION']);
 
 test(`${RUNS} random requests per door over real gRPC and REST`, async (t) => {
   const certs = devCerts(t);
-  const gw = await startGateway(t, { certs, gameServers: readyPool(400, { nodes: 8 }), config: { log: { level: 'info' }, allocation: { playerAllocationFilter: true } } });
+  const gw = await startGateway(t, { certs, gameServers: readyPool(Math.max(400, RUNS + 100), { nodes: 8 }), config: { log: { level: 'info' }, allocation: { playerAllocationFilter: true } } });
   const before = snapshotMemory(gw.store);
   const ca = readFileSync(certs.caFile);
   const creds = grpc.credentials.createSsl(ca, readFileSync(certs.clientKeyFile), readFileSync(certs.clientCertFile));

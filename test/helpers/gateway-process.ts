@@ -19,6 +19,8 @@ export interface GatewayProcessOptions {
   readonly config?: Record<string, unknown>;
   /** Name in error messages. */
   readonly name?: string;
+  /** Extra environment for the child (e.g. NODE_OPTIONS). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface GatewayProcess {
@@ -72,7 +74,7 @@ export async function startGatewayProcess(
   config = merge(config, opts.config ?? {});
   const configFile = join(dir, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
-  const child: ChildProcess = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));

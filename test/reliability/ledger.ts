@@ -1,8 +1,10 @@
 // The ledger: every test under load ends by comparing what callers were told with what the
 // clusters hold. Allocations reported = GameServers newly Allocated; no name twice; no
 // GameServer Allocated without a caller told, unless its reply was lost and it is reclaimable
-// through the idempotency key it carries (a retry with that key returns it).
+// through the idempotency key it was allocated with (a retry with that key returns it and
+// allocates nothing new). One module, used by every load test.
 import type { MemoryStore } from '../../src/cluster/memory/memory-store.ts';
+import { idempotencyHash } from '../../src/router/idempotency.ts';
 
 /** One GameServer as the audit sees it. */
 export interface AuditedGameServer {
@@ -29,31 +31,34 @@ export function snapshotItems(...lists: { items: { metadata: { name: string; ann
 }
 
 export interface LedgerInput {
-  readonly before: ClusterSnapshot;
-  readonly after: ClusterSnapshot;
-  /** Names callers were told, one per successful call (repeats of one idempotency key listed once). */
+  /** The clusters before and after the run (omit when only counts are known: see newlyAllocated). */
+  readonly before?: ClusterSnapshot;
+  readonly after?: ClusterSnapshot;
+  /**
+   * How many allocations the clusters made, when they can only be counted: a GetCapacity
+   * difference, or Ready→Allocated transitions seen while GameServers were re-readied (soak).
+   */
+  readonly newlyAllocated?: number;
+  /** GameServers were re-readied during the run, so one name may legitimately be allocated again. */
+  readonly reReadied?: boolean;
+  /** Names callers were told, one per successful call (a key's repeats listed once). */
   readonly told?: readonly string[];
   /** When callers' names are unknown (ghz): how many calls succeeded. */
   readonly toldCount?: number;
-  /** Names in the gateways' audit lines ('allocated'), cross-checked against the cluster. */
+  /** Names in the gateways' audit lines ('allocated'). */
   readonly audited?: readonly string[];
-  /** Idempotency hashes whose callers retried until told (their GameServers are reclaimable). */
-  readonly retriedKeys?: ReadonlySet<string>;
-  /**
-   * Ready→Allocated transitions seen by a watch, for runs that re-ready GameServers (soak):
-   * replaces the before/after difference as the count of allocations the clusters made.
-   */
-  readonly transitions?: number;
+  /** Allocations whose lost replies were reclaimed through their idempotency keys (see replayAuditedKeys). */
+  readonly reclaimed?: number;
 }
 
 export interface LedgerResult {
   readonly reported: number;
   readonly newlyAllocated: number;
-  /** A GameServer handed to two callers (or to more calls than the clusters allocated). */
+  /** A GameServer handed to two callers (or more calls told than allocations made). */
   readonly doubles: number;
-  /** Allocated in a cluster, no caller told, not reclaimable. */
+  /** Allocated in a cluster, no caller told, not reclaimed. */
   readonly lost: number;
-  /** Allocated, reply lost, but carrying an idempotency key a retry returns. */
+  /** Allocated, reply lost, returned again through its idempotency key. */
   readonly reclaimable: number;
   readonly problems: readonly string[];
 }
@@ -61,75 +66,112 @@ export interface LedgerResult {
 /** Compares callers, audit log and clusters; doubles and lost must both be 0. */
 export function auditLedger(i: LedgerInput): LedgerResult {
   const problems: string[] = [];
-  const newly = [...i.after.values()].filter((g) => g.state === 'Allocated' && i.before.get(g.name)?.state !== 'Allocated');
-  // A GameServer that was Allocated before and got a new last-allocated stamp was re-allocated.
-  const reAllocated = [...i.after.values()].filter(
-    (g) => g.state === 'Allocated' && i.before.get(g.name)?.state === 'Allocated' && g.annotations[LAST_ALLOCATED] !== i.before.get(g.name)?.annotations[LAST_ALLOCATED],
-  );
-  for (const g of reAllocated) problems.push(`${g.name} was Allocated before the run and allocated again`);
-  const newlyAllocated = i.transitions ?? newly.length;
-  let doubles = reAllocated.length;
+  const before = i.before ?? new Map<string, AuditedGameServer>();
+  const after = i.after ?? new Map<string, AuditedGameServer>();
+  const newly = [...after.values()].filter((g) => g.state === 'Allocated' && before.get(g.name)?.state !== 'Allocated');
+  let doubles = 0;
+  if (!i.reReadied) {
+    // Allocated before the run and stamped again: allocated twice.
+    for (const g of after.values()) {
+      const was = before.get(g.name);
+      if (g.state === 'Allocated' && was?.state === 'Allocated' && g.annotations[LAST_ALLOCATED] !== was.annotations[LAST_ALLOCATED]) {
+        doubles++;
+        problems.push(`${g.name} was Allocated before the run and allocated again`);
+      }
+    }
+  }
+  const newlyAllocated = i.newlyAllocated ?? newly.length;
+  const reported = i.told?.length ?? i.toldCount ?? 0;
+  let reclaimable = Math.max(0, i.reclaimed ?? 0);
   let lost = 0;
-  let reclaimable = 0;
-  let reported: number;
-  if (i.told) {
-    reported = i.told.length;
+  if (i.told && !i.reReadied && i.after) {
+    // Names known on both sides: match them one by one.
     const seen = new Map<string, number>();
     for (const n of i.told) seen.set(n, (seen.get(n) ?? 0) + 1);
     for (const [n, c] of seen) {
-      if (c > 1 && i.transitions === undefined) {
+      if (c > 1) {
         doubles += c - 1;
         problems.push(`${n} was handed to ${c} callers`);
       }
-      const g = i.after.get(n);
-      if (i.transitions === undefined && g?.state !== 'Allocated') problems.push(`${n} was reported allocated but the cluster holds it as ${g?.state ?? 'absent'}`);
+      if (after.get(n)?.state !== 'Allocated') problems.push(`${n} was reported allocated but the cluster holds it as ${after.get(n)?.state ?? 'absent'}`);
     }
-    if (i.transitions === undefined) {
-      for (const g of newly) {
-        if (seen.has(g.name)) continue;
-        const key = g.annotations[IDEMPOTENCY_ANNOTATION];
-        if (key !== undefined && (i.retriedKeys === undefined || i.retriedKeys.has(key))) {
-          reclaimable++;
-          continue;
-        }
-        lost++;
-        problems.push(`${g.name} is Allocated but no caller was told`);
-      }
-    } else {
-      if (reported > newlyAllocated) doubles += reported - newlyAllocated;
-      if (newlyAllocated > reported) lost += newlyAllocated - reported;
-    }
+    const unexplained = newly.filter((g) => !seen.has(g.name));
+    const reclaim = Math.min(reclaimable, unexplained.length);
+    reclaimable = reclaim;
+    lost = unexplained.length - reclaim;
+    if (lost > 0) problems.push(`${lost} Allocated without a caller told: ${unexplained.slice(0, 5).map((g) => g.name).join(', ')}`);
   } else {
-    reported = i.toldCount ?? 0;
-    const keyed = newly.filter((g) => g.annotations[IDEMPOTENCY_ANNOTATION] !== undefined).length;
     if (reported > newlyAllocated) {
       doubles += reported - newlyAllocated;
-      problems.push(`${reported} calls succeeded but only ${newlyAllocated} GameServers were newly Allocated`);
+      problems.push(`${reported} calls told, only ${newlyAllocated} allocations made`);
     }
-    if (newlyAllocated > reported) {
-      const unexplained = newlyAllocated - reported;
-      reclaimable = Math.min(unexplained, keyed);
-      lost = unexplained - reclaimable;
-      if (lost > 0) problems.push(`${newlyAllocated} GameServers newly Allocated but only ${reported} calls were told`);
-    }
+    const unexplained = Math.max(0, newlyAllocated - reported);
+    reclaimable = Math.min(reclaimable, unexplained);
+    lost = unexplained - reclaimable;
+    if (lost > 0) problems.push(`${newlyAllocated} allocations made, ${reported} calls told, ${reclaimable} reclaimed through their keys`);
   }
   if (i.audited) {
-    const auditedSet = new Set(i.audited);
-    if (auditedSet.size !== i.audited.length && i.transitions === undefined) {
-      const extra = i.audited.length - auditedSet.size;
-      doubles += extra;
-      problems.push(`${extra} GameServer names appear twice in the audit log`);
+    if (!i.reReadied) {
+      const dup = i.audited.length - new Set(i.audited).size;
+      if (dup > 0) {
+        doubles += dup;
+        problems.push(`${dup} GameServer names audited twice`);
+      }
     }
-    if (i.transitions === undefined) {
-      for (const g of newly) if (!auditedSet.has(g.name)) problems.push(`${g.name} is Allocated but no gateway audited it`);
-    } else if (i.audited.length !== newlyAllocated) {
-      problems.push(`${i.audited.length} audit lines for ${newlyAllocated} allocations`);
+    if (i.audited.length !== newlyAllocated) problems.push(`${i.audited.length} audit lines for ${newlyAllocated} allocations`);
+    if (i.after && !i.reReadied) {
+      const set = new Set(i.audited);
+      for (const g of newly) if (!set.has(g.name)) problems.push(`${g.name} is Allocated but no gateway audited it`);
     }
   }
   return { reported, newlyAllocated, doubles, lost, reclaimable, problems };
 }
 
+/** Audit lines of allocations in captured gateway logs. */
+export function auditLines(logs: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  return logs.filter((l) => l.audit === true && l.outcome === 'OK' && typeof l.gameServer === 'string');
+}
+
 /** Names of the 'allocated' audit lines in captured gateway logs. */
 export function auditedNames(logs: readonly Record<string, unknown>[]): string[] {
-  return logs.filter((l) => l.audit === true && l.outcome === 'OK' && typeof l.gameServer === 'string').map((l) => l.gameServer as string);
+  return auditLines(logs).map((l) => l.gameServer as string);
+}
+
+/** Waits until a child gateway's audit lines stop arriving (its log stream is asynchronous). */
+export async function settledAudit(logs: readonly Record<string, unknown>[], quietMs = 500, maxMs = 30_000): Promise<void> {
+  const end = Date.now() + maxMs;
+  let last = -1;
+  while (Date.now() < end) {
+    const n = logs.length;
+    if (n === last) return;
+    last = n;
+    await new Promise((r) => setTimeout(r, quietMs));
+  }
+}
+
+/**
+ * Replays the idempotency key of every audited allocation (keys are `<prefix>-<n>`, as the load
+ * generators send them) and counts those that return the same GameServer. A lost reply is
+ * reclaimable exactly when its replay returns it; the caller checks that replays allocated nothing new.
+ */
+export async function replayAuditedKeys(
+  logs: readonly Record<string, unknown>[],
+  allocate: (key: string) => Promise<string | null>,
+  namespace: string,
+  prefixes: readonly { prefix: string; count: number }[],
+): Promise<{ lines: number; matched: number }> {
+  const lines = auditLines(logs).filter((l) => typeof l.idempotencyKey === 'string');
+  const byHash = new Map<string, string>();
+  for (const identity of new Set(lines.map((l) => l.identity as string | null))) {
+    for (const { prefix, count } of prefixes) for (let i = 0; i < count + 10; i++) byHash.set(idempotencyHash(namespace, identity, `${prefix}-${i}`), `${prefix}-${i}`);
+  }
+  let matched = 0;
+  const queue = [...lines];
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    for (let l = queue.pop(); l; l = queue.pop()) {
+      const key = byHash.get(l.idempotencyKey as string);
+      if (key && (await allocate(key).catch(() => null)) === l.gameServer) matched++;
+    }
+  }));
+  return { lines: lines.length, matched };
 }

@@ -15,7 +15,7 @@ try {
 describe('reliability on the embedded cluster (short)', { skip }, () => {
   const certs = devCerts({ after });
   const owner = { after };
-  test('overload flood is shed with OVERLOADED, memory bounded, ledger balanced', async () => report(await flood(owner, certs, FULL ? { total: 100_000, pool: 60_000 } : { total: 20_000, pool: 15_000 })));
+  test('overload flood is shed with OVERLOADED, memory bounded, ledger balanced', async () => report(await flood(owner, certs, FULL ? { total: 100_000, pool: 5_000 } : { total: 20_000, pool: 3_000 })));
   test('per-client rate limit holds', async () => report(await rateLimit(owner, certs, { durationMs: FULL ? 15_000 : 3_000 })));
   test('slow and half-open clients do not hurt real callers, no fd leak', async () => report(await slowClients(owner, certs, FULL ? { durationMs: 20_000, sockets: 200 } : { durationMs: 4_000, sockets: 100 })));
   test('certificates rotated under load', async () => report(await certRotation(owner, certs, { durationMs: FULL ? 20_000 : 4_000 })));

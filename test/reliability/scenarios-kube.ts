@@ -8,8 +8,7 @@ import { startControlPlane, startEtcd, type ControlPlane, type EtcdHandle } from
 import type { TestCerts } from '../helpers/certs.ts';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { blackHole, policy, policyDir } from '../multicluster/fixtures.ts';
-import { idempotencyHash } from '../../src/router/idempotency.ts';
-import { auditedNames, auditLedger, LAST_ALLOCATED, snapshotItems, type ClusterSnapshot } from './ledger.ts';
+import { auditedNames, auditLedger, LAST_ALLOCATED, replayAuditedKeys, settledAudit, snapshotItems, type ClusterSnapshot, type LedgerResult } from './ledger.ts';
 import { fdCount, ghzAsync, rssMiB, sleep, unexpectedCodes, type GhzResult, type ScenarioResult } from './load.ts';
 import { keyed, type Owner } from './scenarios-memory.ts';
 
@@ -54,46 +53,24 @@ function kubeGateway(owner: Owner, certs: TestCerts, cp: ControlPlane, ns: strin
   return startGatewayProcess(owner, { certs, name, config: { log: { level: 'info' }, cluster: { kind: 'kubernetes', kubeconfig: cp.kubeconfigPath, namespaces: [ns] }, ...extra } });
 }
 
-/** Replays the idempotency keys of audited allocations whose callers may not have been told; returns how many came back unchanged. */
-async function replayAudited(gw: GatewayProcess, ns: string, prefixes: readonly { prefix: string; count: number }[]): Promise<{ replayed: number; matched: number }> {
-  const lines = gw.logs.filter((l) => l.audit === true && l.outcome === 'OK' && typeof l.idempotencyKey === 'string');
-  const byHash = new Map<string, string>();
-  for (const identity of new Set(lines.map((l) => l.identity as string | null))) {
-    for (const { prefix, count } of prefixes) for (let i = 0; i < count + 10; i++) byHash.set(idempotencyHash(ns, identity, `${prefix}-${i}`), `${prefix}-${i}`);
-  }
-  const client = gw.client();
-  let matched = 0;
-  const queue = [...lines];
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    for (let l = queue.pop(); l; l = queue.pop()) {
-      const key = byHash.get(l.idempotencyKey as string);
-      if (!key) continue;
-      const r = await client.allocate({ namespace: ns }, { idempotencyKey: key, deadline: 10_000 }).catch(() => null);
-      if (r?.gameServerName === l.gameServer) matched++;
-    }
-  }));
-  return { replayed: lines.length, matched };
-}
-
-/** Ledger for a ghz phase on a Kubernetes gateway, with lost replies checked by key replay. */
-async function ghzLedger(gw: GatewayProcess, cp: ControlPlane, ns: string, before: ClusterSnapshot, r: GhzResult, prefix: string, auditFrom: number): Promise<{ doubles: number; lost: number; problems: string[] }> {
-  await sleep(500);
-  const audited = auditedNames(gw.logs.slice(auditFrom));
+/** Ledger for a ghz phase on a Kubernetes gateway: cluster snapshots, ghz OK count, audit lines, key replay for lost replies. */
+async function ghzLedger(gw: GatewayProcess, cp: ControlPlane, ns: string, before: ClusterSnapshot, r: GhzResult, prefix: string, auditFrom: number): Promise<LedgerResult> {
+  await settledAudit(gw.logs);
+  const logs = gw.logs.slice(auditFrom);
+  const audited = auditedNames(logs);
   const after = await snapshot(cp, ns);
-  const l = auditLedger({ before, after, toldCount: r.ok, audited });
-  let { lost } = l;
-  const problems = [...l.problems];
-  if (l.newlyAllocated > r.ok) {
-    // Replies lost in flight: every audited allocation must come back through its key, allocating nothing new.
-    const rep = await replayAudited(gw, ns, [{ prefix, count: r.count }]);
-    const again = auditLedger({ before, after: await snapshot(cp, ns), toldCount: r.ok, audited });
-    if (again.newlyAllocated !== l.newlyAllocated) problems.push(`replay allocated ${again.newlyAllocated - l.newlyAllocated} more`);
-    if (rep.matched >= l.newlyAllocated && again.newlyAllocated === l.newlyAllocated) {
-      lost = 0;
-      problems.splice(0, problems.length, ...problems.filter((p) => !/calls were told/.test(p)));
-    }
+  const newly = auditLedger({ before, after }).newlyAllocated;
+  let reclaimed = 0;
+  const extra: string[] = [];
+  if (newly > r.ok) {
+    const client = gw.client();
+    const rep = await replayAuditedKeys(logs, (key) => client.allocate({ namespace: ns }, { idempotencyKey: key, deadline: 10_000 }).then((x) => x.gameServerName), ns, [{ prefix, count: r.count }]);
+    const again = auditLedger({ before, after: await snapshot(cp, ns) }).newlyAllocated;
+    if (again !== newly) extra.push(`replaying keys allocated ${again - newly} more`);
+    else if (rep.matched === rep.lines && rep.lines === newly) reclaimed = newly - r.ok;
   }
-  return { doubles: l.doubles, lost, problems };
+  const l = auditLedger({ before, after, toldCount: r.ok, audited, reclaimed });
+  return { ...l, problems: [...l.problems, ...extra] };
 }
 
 /** kube-apiserver restarted, etcd paused, watch expired (410): three phases under load on one gateway. */
@@ -175,9 +152,7 @@ export async function replicaKilled(owner: Owner, certs: TestCerts, env: KubeEnv
   const told = out.results.filter((x) => x.name !== undefined).map((x) => x.name!);
   const failed = out.results.filter((x) => x.name === undefined);
   const after = await snapshot(env.a, ns);
-  const identity = 'spiffe://allocator-gateway/test-client';
-  const retriedKeys = new Set(out.results.map((x) => idempotencyHash(ns, identity, x.key)));
-  const l = auditLedger({ before, after, told, retriedKeys });
+  const l = auditLedger({ before, after, told });
   assert.deepEqual(failed.map((f) => `${f.key}: ${f.code}`), [], 'callers that retried were never told');
   assert.deepEqual(l.problems, []);
   assert.equal(l.reclaimable, 0);
@@ -253,8 +228,21 @@ export async function soak(owner: Owner, certs: TestCerts, env: KubeEnv, o: { wi
   const samples: string[] = [];
   const windows: { r: GhzResult; rss: number; heap: number; fds: number }[] = [];
   for (let w = 0; w < o.windows; w++) {
+    // Minima over the window: the live set after collections, not where the GC sawtooth happens to be.
+    const heaps: number[] = [];
+    const rsses: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        heaps.push(await heapMiB().catch(() => NaN));
+        rsses.push(rssMiB(gw.pid));
+        await sleep(500);
+      }
+    })();
     const r = await ghzAsync({ certs, port: gw.grpcPort, data: { namespace: ns }, concurrency: 8, rps: o.rps, total: Math.round((o.windowMs * o.rps) / 1000), timeoutMs: 3_000 });
-    const rec = { r, rss: rssMiB(gw.pid), heap: await heapMiB(), fds: fdCount(gw.pid) };
+    sampling = false;
+    await sampler;
+    const rec = { r, rss: Math.min(...rsses), heap: Math.min(...heaps.filter(Number.isFinite)), fds: fdCount(gw.pid) };
     windows.push(rec);
     samples.push(`window ${w + 1}: ${r.count} calls, ${r.rps.toFixed(0)}/s, p99 ${r.p99Ms.toFixed(1)} ms, RSS ${rec.rss.toFixed(1)} MiB, heap ${rec.heap.toFixed(1)} MiB, fds ${rec.fds}`);
   }
@@ -268,22 +256,35 @@ export async function soak(owner: Owner, certs: TestCerts, env: KubeEnv, o: { wi
   const requests = windows.reduce((n, w) => n + w.r.count, 0);
   const ok = windows.reduce((n, w) => n + w.r.ok, 0);
   for (const w of windows) assert.deepEqual(unexpectedCodes(w.r, ['OK', 'ResourceExhausted']), []);
-  const audited = auditedNames(gw.logs);
-  const doubles = Math.max(0, ok - seen.size);
-  const lost = Math.max(0, seen.size - ok);
-  assert.equal(audited.length, ok, 'audit lines = allocations answered');
+  await settledAudit(gw.logs);
+  const l = auditLedger({ newlyAllocated: seen.size, reReadied: true, toldCount: ok, audited: auditedNames(gw.logs) });
+  assert.deepEqual(l.problems, []);
+  const { doubles, lost } = l;
   // Growth measured from the end of the first window (warm-up) to the end.
   const first = windows[0]!;
   const last = windows.at(-1)!;
-  const afterWarmup = requests - first.r.count;
-  const per100k = (d: number) => (afterWarmup > 0 ? (d / afterWarmup) * 100_000 : NaN);
+  // Least-squares slope of the per-window minima after the first (warm-up) window, per request.
+  const slope = (ys: number[], xs: number[]): number => {
+    const n = ys.length;
+    const mx = xs.reduce((a, b) => a + b, 0) / n;
+    const my = ys.reduce((a, b) => a + b, 0) / n;
+    const num = xs.reduce((a, x, k) => a + (x - mx) * (ys[k]! - my), 0);
+    const den = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+    return den === 0 ? NaN : num / den;
+  };
+  const warm = windows.slice(1);
+  const at: number[] = [];
+  warm.reduce((n, w) => (at.push(n + w.r.count), n + w.r.count), 0);
+  const rssPer100k = slope(warm.map((w) => w.rss), at) * 100_000;
+  const heapPer100k = slope(warm.map((w) => w.heap), at) * 100_000;
   const rssGrowth = last.rss - first.rss;
-  samples.push(`growth per 100k requests after warm-up: RSS ${per100k(rssGrowth).toFixed(1)} MiB, heap ${per100k(last.heap - first.heap).toFixed(1)} MiB; fds ${first.fds}→${last.fds}`);
+  const per100k = (x: number) => x;
+  samples.push(`growth per 100k requests after warm-up (slope of per-window minima): RSS ${rssPer100k.toFixed(1)} MiB, heap ${heapPer100k.toFixed(1)} MiB; fds ${first.fds}→${last.fds}`);
   assert.ok(last.fds <= first.fds + 10, `fd leak: ${first.fds} → ${last.fds}`);
   return {
     scenario: `soak ${(o.windows * o.windowMs) / 1000} s at ${o.rps}/s, GameServers re-readied`, requests, rps: requests / ((o.windows * o.windowMs) / 1000),
     faults: 0, badInputs: 0, doubles, lost, p99Ms: Math.max(...windows.map((w) => w.r.p99Ms)), rssGrowthMiB: rssGrowth,
-    note: `RSS/100k ${per100k(rssGrowth).toFixed(1)} MiB, heap/100k ${per100k(last.heap - first.heap).toFixed(1)} MiB, p99 first/last ${first.r.p99Ms.toFixed(1)}/${last.r.p99Ms.toFixed(1)} ms`,
+    note: `growth per 100k requests: RSS ${per100k(rssPer100k).toFixed(1)} MiB, heap ${heapPer100k.toFixed(1)} MiB (slope of window minima); p99 per window ${windows.map((w) => w.r.p99Ms.toFixed(0)).join('/')} ms`,
     samples,
   };
 }

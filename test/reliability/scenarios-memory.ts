@@ -9,8 +9,7 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestCerts } from '../helpers/certs.ts';
 import { simpleFleet, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
-import { auditedNames } from './ledger.ts';
-import { idempotencyHash } from '../../src/router/idempotency.ts';
+import { auditedNames, auditLedger, replayAuditedKeys, settledAudit, type LedgerResult } from './ledger.ts';
 import { capacityOf, fdCount, ghzAsync, rssMiB, sampleRss, sleep, unexpectedCodes, type GhzResult, type ScenarioResult } from './load.ts';
 
 export interface Owner {
@@ -23,10 +22,10 @@ const ALLOCATE = { namespace: 'default', metadata: { labels: { req: 'r{{.Request
 export const keyed = (prefix: string) => ({ 'idempotency-key': `${prefix}-{{.RequestNumber}}` });
 
 /**
- * Ledger for a memory-cluster gateway: ghz OK (callers told) and the audit lines (distinct names)
- * against the newly Allocated count of its cluster (GatewayService.GetCapacity). Replies lost in
- * flight (allocated, caller not told) must be reclaimable: every audited key is replayed and must
- * return its GameServer without allocating another.
+ * Ledger for a memory-cluster gateway: ghz OK (callers told) and its audit lines against the
+ * newly Allocated count of its cluster (GatewayService.GetCapacity). Replies lost in flight
+ * (allocated, caller not told) count as reclaimable only when replaying their keys returns them
+ * without allocating another.
  */
 export async function memoryLedger(
   gw: GatewayProcess,
@@ -34,49 +33,23 @@ export async function memoryLedger(
   allocatedBefore: number,
   told: number,
   keyPrefixes: readonly { prefix: string; count: number }[] = [],
-): Promise<{ doubles: number; lost: number; reclaimable: number; problems: string[] }> {
-  await sleep(400); // capacity answers are cached for a quarter of their TTL
-  const newly = (await capacityOf(gw.address, certs, 'default')).allocated - allocatedBefore;
-  const lines = gw.logs.filter((l) => l.audit === true && l.outcome === 'OK');
-  const names = auditedNames(gw.logs);
-  const problems: string[] = [];
-  const dupNames = names.length - new Set(names).size;
-  if (dupNames > 0) problems.push(`${dupNames} names audited twice`);
-  if (names.length !== newly) problems.push(`${names.length} audit lines for ${newly} newly Allocated GameServers`);
-  const doubles = dupNames + Math.max(0, told - newly);
-  if (told > newly) problems.push(`${told} callers told, only ${newly} newly Allocated`);
-  let lost = Math.max(0, newly - told);
-  let reclaimable = 0;
-  if (lost > 0) {
-    // Which key produced each audited allocation: hash every key the runs could have sent.
-    const byHash = new Map<string, string>();
-    for (const identity of new Set(lines.map((l) => l.identity as string | null))) {
-      for (const { prefix, count } of keyPrefixes) {
-        for (let i = 0; i < count + 10; i++) byHash.set(idempotencyHash('default', identity, `${prefix}-${i}`), `${prefix}-${i}`);
-      }
-    }
+): Promise<LedgerResult> {
+  await settledAudit(gw.logs);
+  await sleep(300); // capacity answers are cached for a quarter of their TTL
+  const newlyAllocated = (await capacityOf(gw.address, certs, 'default')).allocated - allocatedBefore;
+  const audited = auditedNames(gw.logs);
+  let reclaimed = 0;
+  const extra: string[] = [];
+  if (newlyAllocated > told && keyPrefixes.length > 0) {
     const client = gw.client();
-    let replayedOk = 0;
-    const queue = lines.filter((l) => typeof l.idempotencyKey === 'string');
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      for (let l = queue.pop(); l; l = queue.pop()) {
-        const key = byHash.get(l.idempotencyKey as string);
-        if (!key) continue;
-        const r = await client.allocate({ namespace: 'default' }, { idempotencyKey: key, deadline: 5_000 }).catch(() => null);
-        if (r?.gameServerName === l.gameServer) replayedOk++;
-      }
-    }));
-    await sleep(400);
-    const after = (await capacityOf(gw.address, certs, 'default')).allocated - allocatedBefore;
-    if (after !== newly) problems.push(`replaying idempotency keys allocated ${after - newly} more`);
-    if (replayedOk === lines.length && after === newly) {
-      reclaimable = lost;
-      lost = 0;
-    } else {
-      problems.push(`${newly - told} allocations without a caller told; ${replayedOk} of ${lines.length} audited keys replay to their GameServer`);
-    }
+    const rep = await replayAuditedKeys(gw.logs, (key) => client.allocate({ namespace: 'default' }, { idempotencyKey: key, deadline: 5_000 }).then((r) => r.gameServerName), 'default', keyPrefixes);
+    await sleep(300);
+    const again = (await capacityOf(gw.address, certs, 'default')).allocated - allocatedBefore;
+    if (again !== newlyAllocated) extra.push(`replaying keys allocated ${again - newlyAllocated} more`);
+    else if (rep.matched === rep.lines && rep.lines === newlyAllocated) reclaimed = newlyAllocated - told;
   }
-  return { doubles, lost, reclaimable, problems };
+  const l = auditLedger({ newlyAllocated, toldCount: told, audited, reclaimed });
+  return { ...l, problems: [...l.problems, ...extra] };
 }
 
 function sumCodes(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): Record<string, number> {
@@ -89,9 +62,15 @@ function row(scenario: string, r: GhzResult, extra: Partial<ScenarioResult> & { 
   return { scenario, requests: r.count, rps: r.rps, faults: 0, badInputs: 0, p99Ms: r.p99Ms, rssGrowthMiB: NaN, ...extra };
 }
 
+const HEAP_CAP_MIB = 192;
+
 /** Overload: far more calls in flight than admitted; shed with OVERLOADED, memory bounded. */
 export async function flood(owner: Owner, certs: TestCerts, o: { total: number; pool: number }): Promise<ScenarioResult> {
-  const gw = await startGatewayProcess(owner, { certs, name: 'flood', fleet: simpleFleet('f', o.pool), config: { log: { level: 'info' }, admission: { maxInFlight: 16 } } });
+  // A capped heap: were memory to grow with the flood, the gateway would die of it.
+  const gw = await startGatewayProcess(owner, {
+    certs, name: 'flood', fleet: simpleFleet('f', o.pool), env: { NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MIB}` },
+    config: { log: { level: 'info' }, admission: { maxInFlight: 16 } },
+  });
   const rss0 = rssMiB(gw.pid);
   // Two equal floods: memory must plateau (the second may not grow it much), not scale with the flood.
   const half = Math.round(o.total / 2);
@@ -103,7 +82,7 @@ export async function flood(owner: Owner, certs: TestCerts, o: { total: number; 
     peaks.push(sampler.stop().peakMiB);
   }
   const [a, b] = results as [GhzResult, GhzResult];
-  const r: GhzResult = { ...a, count: a.count + b.count, ok: a.ok + b.ok, rps: (a.rps + b.rps) / 2, p99Ms: Math.max(a.p99Ms, b.p99Ms), codes: sumCodes(a.codes, b.codes), errors: { ...a.errors, ...b.errors } };
+  const r: GhzResult = { ...a, count: a.count + b.count, ok: a.ok + b.ok, rps: (a.rps + b.rps) / 2, p99Ms: Math.max(...[a.p99Ms, b.p99Ms].filter(Number.isFinite)), codes: sumCodes(a.codes, b.codes), errors: { ...a.errors, ...b.errors } };
   assert.deepEqual(unexpectedCodes(r, ['OK', 'Unavailable', 'ResourceExhausted']), []);
   for (const msg of Object.keys(r.errors)) assert.match(msg, /serving its limit|no available GameServer/, msg);
   assert.ok((r.codes.Unavailable ?? 0) > 0, 'the flood must be shed');
@@ -112,7 +91,8 @@ export async function flood(owner: Owner, certs: TestCerts, o: { total: number; 
   const [p1, p2] = peaks as [number, number];
   assert.ok(p2 - p1 < 64, `RSS kept growing under the flood: peak ${p1.toFixed(0)} MiB after the first half, ${p2.toFixed(0)} MiB after the second`);
   const peakMiB = Math.max(p1, p2);
-  return row('overload flood (400 in flight, bound 16)', r, { ...l, rssGrowthMiB: peakMiB - rss0, note: `${r.codes.Unavailable ?? 0} shed OVERLOADED; RSS peaks ${p1.toFixed(0)}/${p2.toFixed(0)} MiB (start ${rss0.toFixed(0)})` });
+  assert.doesNotThrow(() => process.kill(gw.pid, 0), 'the gateway died under the flood');
+  return row(`overload flood (400 in flight, bound 16, heap cap ${HEAP_CAP_MIB} MiB)`, r, { ...l, rssGrowthMiB: peakMiB - rss0, note: `${r.codes.Unavailable ?? 0} shed OVERLOADED; RSS peaks ${p1.toFixed(0)}/${p2.toFixed(0)} MiB (start ${rss0.toFixed(0)})` });
 }
 
 /** Per-client rate limit held by the token bucket. */
@@ -185,7 +165,7 @@ export async function slowClients(owner: Owner, certs: TestCerts, o: { durationM
   const fdAfter = fdCount(gw.pid);
   assert.deepEqual(unexpectedCodes(r, ['OK']), [], 'real callers were hurt by slow ones');
   assert.ok(rest, 'REST served while slow clients held connections');
-  assert.ok(r.p99Ms < 250, `p99 ${r.p99Ms} ms with slow clients around`);
+  assert.ok(r.p99Ms < 500, `p99 ${r.p99Ms} ms with slow clients around`);
   assert.ok(fdAfter <= fd0 + 20, `file descriptors leaked: ${fd0} before, ${fdPeak} during, ${fdAfter} after`);
   const l = await memoryLedger(gw, certs, 0, r.ok + 1, [{ prefix: 'slow', count: total }]);
   assert.deepEqual(l.problems, []);

@@ -1,53 +1,53 @@
-// KubernetesStore against a scripted API server (plain HTTP on loopback): what a write does when
-// the API server refuses it for a reason that is not the caller's (conflict with a newer stored
-// copy the watch has not delivered yet; outage; 5xx).
+// KubernetesStore against a scripted API server (plain HTTP on loopback) for what a real one
+// does only by accident: a conflict with a newer stored copy the watch has not delivered yet,
+// an outage, a 5xx, a write applied whose answer is lost (the API server crashed after etcd
+// committed it). No allocation may be lost: the store reads the object back to find out.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { AllocationError } from '../../src/allocation/errors.ts';
 import { KubernetesStore } from '../../src/cluster/kubernetes/kubernetes-store.ts';
-import { StoreConflict, type StoreListener } from '../../src/cluster/store.ts';
+import { StoreConflict, StoreNotFound, type StoreListener } from '../../src/cluster/store.ts';
 import type { GameServer } from '../../src/allocation/types.ts';
 
 const NS = 'stale';
 
-function object(name: string, rv: string, state = 'Ready'): object {
-  return { apiVersion: 'agones.dev/v1', kind: 'GameServer', metadata: { name, namespace: NS, resourceVersion: rv }, spec: {}, status: { state, address: '10.0.0.1', ports: [{ name: 'p', port: 7000 }], nodeName: 'n' } };
+type Obj = { metadata: { name: string; namespace: string; resourceVersion: string; labels?: Record<string, string>; annotations?: Record<string, string> }; status: { state: string } } & Record<string, unknown>;
+
+function object(name: string, rv: string, state = 'Ready'): Obj {
+  return { apiVersion: 'agones.dev/v1', kind: 'GameServer', metadata: { name, namespace: NS, resourceVersion: rv }, spec: {}, status: { state, address: '10.0.0.1', ports: [{ name: 'p', port: 7000 }], nodeName: 'n' } } as Obj;
 }
 
+/** What the scripted API server does with a PUT. */
+type PutScript =
+  | { kind: 'answer'; status: number } // answer with a Status, apply nothing
+  | { kind: 'apply-then-drop' } // store the object, then cut the connection before answering
+  | { kind: 'drop' } // cut the connection, apply nothing
+  | { kind: 'other-writer-then-drop' }; // someone else's change lands, ours does not; no answer
+
 interface FakeApi {
-  /** Sends one watch event to every open watch. */
-  event(type: string, obj: object): void;
-  /** The status the next PUTs get (and their body). */
-  putAnswer: { status: number; body: object };
-  puts: number;
+  readonly objects: Map<string, Obj>;
+  put: PutScript;
+  /** Status for GETs of one object (200 = serve it). */
+  getStatus: number;
+  gets: number;
   port: number;
-  /** Open watch connections. */
+  event(type: string, obj: object): void;
   watching(): number;
-  /** Stops listening and drops every connection (later connections are refused). */
   close(): Promise<void>;
 }
 
-/** Lists `items`, holds watches open (events on demand), answers PUTs with putAnswer. */
-async function fakeApi(t: TestContext, items: object[]): Promise<FakeApi> {
+let rv = 100;
+
+async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
   const watches = new Set<http.ServerResponse>();
-  const api: FakeApi = {
-    event(type, obj) {
-      for (const w of watches) w.write(`${JSON.stringify({ type, object: obj })}\n`);
-    },
-    putAnswer: { status: 409, body: { kind: 'Status', status: 'Failure', reason: 'Conflict', code: 409, message: 'the object has been modified' } },
-    puts: 0,
-    port: 0,
-    watching: () => watches.size,
-    close: async () => {
-      for (const w of watches) w.destroy();
-      server.closeAllConnections();
-      if (server.listening) await new Promise((r) => server.close(r));
-    },
-  };
+  const objects = new Map(items.map((o) => [o.metadata.name, o]));
+  const status = (res: http.ServerResponse, code: number, message: string) =>
+    res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', status: 'Failure', code, message, reason: code === 409 ? 'Conflict' : '' }));
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    const name = url.pathname.split('/gameservers/')[1];
     if (req.method === 'GET' && url.searchParams.get('watch') === '1') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.flushHeaders();
@@ -55,18 +55,52 @@ async function fakeApi(t: TestContext, items: object[]): Promise<FakeApi> {
       res.on('close', () => watches.delete(res));
       return;
     }
+    if (req.method === 'GET' && name === undefined) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'GameServerList', metadata: { resourceVersion: '10' }, items: [...objects.values()] }));
+      return;
+    }
     if (req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'GameServerList', metadata: { resourceVersion: '10' }, items }));
+      api.gets++;
+      const o = objects.get(decodeURIComponent(name!));
+      if (api.getStatus !== 200) return void status(res, api.getStatus, 'unavailable');
+      if (!o) return void status(res, 404, 'not found');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(o));
       return;
     }
     if (req.method === 'PUT') {
-      api.puts++;
-      req.resume();
-      req.on('end', () => res.writeHead(api.putAnswer.status, { 'content-type': 'application/json' }).end(JSON.stringify(api.putAnswer.body)));
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as Obj;
+        const p = api.put;
+        if (p.kind === 'answer') return void status(res, p.status, `scripted ${p.status}`);
+        if (p.kind === 'apply-then-drop') objects.set(body.metadata.name, { ...body, metadata: { ...body.metadata, resourceVersion: String(++rv) } });
+        if (p.kind === 'other-writer-then-drop') {
+          const cur = objects.get(body.metadata.name)!;
+          objects.set(body.metadata.name, { ...cur, metadata: { ...cur.metadata, resourceVersion: String(++rv), labels: { other: 'writer' } } });
+        }
+        req.socket.destroy();
+      });
       return;
     }
     res.writeHead(405).end();
   });
+  const api: FakeApi = {
+    objects,
+    put: { kind: 'answer', status: 409 },
+    getStatus: 200,
+    gets: 0,
+    port: 0,
+    event(type, obj) {
+      for (const w of watches) w.write(`${JSON.stringify({ type, object: obj })}\n`);
+    },
+    watching: () => watches.size,
+    close: async () => {
+      for (const w of watches) w.destroy();
+      server.closeAllConnections();
+      if (server.listening) await new Promise((r) => server.close(r));
+    },
+  };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   api.port = (server.address() as { port: number }).port;
   t.after(() => api.close());
@@ -99,25 +133,23 @@ async function started(t: TestContext, api: FakeApi): Promise<{ store: Kubernete
   return { store, l };
 }
 
-const never = new AbortController().signal;
+const allocate = (gs: GameServer): GameServer => ({ ...gs, state: 'Allocated', labels: { ...gs.labels, match: 'm1' }, annotations: { 'agones.dev/last-allocated': new Date().toISOString() } });
+const never = () => AbortSignal.timeout(5_000);
 
 test('a 409 withholds the stale copy from listeners until the watch brings the newer version', async (t) => {
   const api = await fakeApi(t, [object('x', '5'), object('y', '6')]);
   const { store, l } = await started(t, api);
   const x = store.get(NS, 'x') as GameServer;
   assert.deepEqual(l.calls, ['upsert x 5 Ready', 'upsert y 6 Ready']);
-  await assert.rejects(store.update({ ...x, state: 'Allocated' }, never), StoreConflict);
+  await assert.rejects(store.update(allocate(x), never()), StoreConflict);
   assert.deepEqual(l.calls.slice(2), ['remove x'], 'stale x dropped: no other request spends a write on it');
-  // a second listener does not get it either
   const late = recorder();
   store.subscribe(late);
-  assert.deepEqual(late.calls, ['upsert y 6 Ready']);
-  // the newer version arrives: shown again, as it now is
+  assert.deepEqual(late.calls, ['upsert y 6 Ready'], 'a new listener does not get it either');
   api.event('MODIFIED', object('x', '12', 'Allocated'));
   await waitFor(() => l.calls.length === 4);
-  assert.deepEqual(l.calls.slice(3), ['upsert x 12 Allocated']);
+  assert.deepEqual(l.calls.slice(3), ['upsert x 12 Allocated'], 'shown again, as it now is');
   assert.deepEqual(late.calls.slice(1), ['upsert x 12 Allocated']);
-  assert.equal(store.get(NS, 'x')?.resourceVersion, '12');
 });
 
 test('a 409 after the watch already delivered the newer version hides nothing', async (t) => {
@@ -126,27 +158,84 @@ test('a 409 after the watch already delivered the newer version hides nothing', 
   const x = store.get(NS, 'x') as GameServer;
   api.event('MODIFIED', object('x', '7'));
   await waitFor(() => store.get(NS, 'x')?.resourceVersion === '7');
-  await assert.rejects(store.update({ ...x, state: 'Allocated' }, never), StoreConflict);
+  await assert.rejects(store.update(allocate(x), never()), StoreConflict);
   assert.deepEqual(l.calls, ['upsert x 5 Ready', 'upsert x 7 Ready']);
 });
 
-test('an unreachable or failing API server is NOT_READY (UNAVAILABLE), ambiguous unless the write surely never arrived', async (t) => {
+test('an overloaded or starting API server (429, 503) is NOT_READY (UNAVAILABLE), not ambiguous; a 403 stays an API error', async (t) => {
   const api = await fakeApi(t, [object('x', '5')]);
   const { store } = await started(t, api);
   const x = store.get(NS, 'x') as GameServer;
-  const cases: [number, string][] = [[503, 'false'], [429, 'false'], [500, 'true'], [504, 'true']];
-  for (const [status, ambiguous] of cases) {
-    api.putAnswer = { status, body: { kind: 'Status', code: status, message: 'nope' } };
-    const err = await store.update({ ...x, state: 'Allocated' }, never).catch((e: unknown) => e);
+  for (const status of [429, 503]) {
+    api.put = { kind: 'answer', status };
+    const err = await store.update(allocate(x), never()).catch((e: unknown) => e);
     assert.ok(err instanceof AllocationError, `HTTP ${status}: ${String(err)}`);
-    assert.equal(err.reason, 'NOT_READY');
-    assert.equal(err.metadata['ambiguous'], ambiguous, `HTTP ${status}`);
+    assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'false']);
     assert.doesNotMatch(err.message, /127\.0\.0\.1/, 'no internal address in a caller-facing message');
   }
-  // a 403 is a deployment problem, not an outage: it stays an API error (INTERNAL for the caller, logged)
-  api.putAnswer = { status: 403, body: { kind: 'Status', code: 403, reason: 'Forbidden', message: 'forbidden' } };
-  const forbidden = await store.update({ ...x, state: 'Allocated' }, never).catch((e: unknown) => e);
-  assert.ok(!(forbidden instanceof AllocationError) && (forbidden as { status?: number }).status === 403);
+  assert.equal(api.gets, 0, 'nothing to settle: the write was refused');
+  api.put = { kind: 'answer', status: 403 };
+  const forbidden = await store.update(allocate(x), never()).catch((e: unknown) => e);
+  assert.ok(!(forbidden instanceof AllocationError) && (forbidden as { status?: number }).status === 403, 'a deployment problem: INTERNAL for the caller, logged');
+});
+
+test('500/504 or a dropped connection: the object is read back; not applied → NOT_READY, not ambiguous', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')]);
+  const { store } = await started(t, api);
+  const x = store.get(NS, 'x') as GameServer;
+  for (const put of [{ kind: 'answer', status: 500 }, { kind: 'answer', status: 504 }, { kind: 'drop' }] as const) {
+    const gets = api.gets;
+    api.put = put;
+    const err = await store.update(allocate(x), never()).catch((e: unknown) => e);
+    assert.ok(err instanceof AllocationError, `${JSON.stringify(put)}: ${String(err)}`);
+    assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'false'], JSON.stringify(put));
+    assert.ok(api.gets > gets, 'read back');
+  }
+});
+
+test('a write applied whose answer was lost is a success (nothing allocated without a caller)', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')]);
+  const { store, l } = await started(t, api);
+  const x = store.get(NS, 'x') as GameServer;
+  api.put = { kind: 'apply-then-drop' };
+  const written = await store.update(allocate(x), never());
+  assert.equal(written.state, 'Allocated');
+  assert.equal(written.labels['match'], 'm1');
+  assert.equal(written.resourceVersion, api.objects.get('x')!.metadata.resourceVersion);
+  assert.equal(store.get(NS, 'x')?.resourceVersion, written.resourceVersion, 'cached at once');
+  assert.equal(l.calls.at(-1), `upsert x ${written.resourceVersion} Allocated`);
+});
+
+test('another writer got there while the answer was lost: StoreConflict, and the stale copy is withheld', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')]);
+  const { store, l } = await started(t, api);
+  const x = store.get(NS, 'x') as GameServer;
+  api.put = { kind: 'other-writer-then-drop' };
+  await assert.rejects(store.update(allocate(x), never()), StoreConflict);
+  assert.equal(l.calls.at(-1), 'remove x');
+});
+
+test('deleted meanwhile: StoreNotFound', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')]);
+  const { store } = await started(t, api);
+  const x = store.get(NS, 'x') as GameServer;
+  api.put = { kind: 'drop' };
+  api.objects.delete('x');
+  await assert.rejects(store.update(allocate(x), never()), StoreNotFound);
+});
+
+test('the API server stays away past the write timeout: NOT_READY, ambiguous', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')]);
+  const { store } = await started(t, api);
+  const x = store.get(NS, 'x') as GameServer;
+  api.put = { kind: 'drop' };
+  api.getStatus = 503;
+  const t0 = performance.now();
+  const err = await store.update(allocate(x), AbortSignal.timeout(400)).catch((e: unknown) => e);
+  assert.ok(err instanceof AllocationError, String(err));
+  assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'true']);
+  assert.ok(api.gets >= 2, `kept asking (${api.gets} reads)`);
+  assert.ok(performance.now() - t0 < 1_500, 'gave up with the write timeout');
 });
 
 test('a refused connection is NOT_READY and not ambiguous (the write never left)', async (t) => {
@@ -155,10 +244,9 @@ test('a refused connection is NOT_READY and not ambiguous (the write never left)
   const x = store.get(NS, 'x') as GameServer;
   await api.close();
   await new Promise((r) => setTimeout(r, 50)); // the client notices its kept-alive socket is gone
-  const err = await store.update({ ...x, state: 'Allocated' }, never).catch((e: unknown) => e);
+  const err = await store.update(allocate(x), never()).catch((e: unknown) => e);
   assert.ok(err instanceof AllocationError, String(err));
-  assert.equal(err.reason, 'NOT_READY');
-  assert.equal(err.metadata['ambiguous'], 'false');
+  assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'false']);
 });
 
 async function waitFor(f: () => boolean, timeoutMs = 5_000): Promise<void> {

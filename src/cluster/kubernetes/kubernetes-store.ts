@@ -167,7 +167,8 @@ export class KubernetesStore implements ClusterStore {
       if (!(err instanceof KubernetesApiError)) throw err; // the signal's reason
       // a refused connection never carried the write; anything later may have
       const refused = (err.cause as { code?: unknown } | undefined)?.code === 'ECONNREFUSED';
-      throw this.#unavailable(key, 'unreachable', !refused, err);
+      if (refused) throw this.#unavailable(key, 'unreachable', false, err);
+      return await this.#settle(next, entry, path, signal, this.#unavailable(key, 'unreachable', true, err));
     }
     switch (res.status) {
       case 200:
@@ -184,10 +185,53 @@ export class KubernetesStore implements ClusterStore {
         const s = statusOf(res);
         const err = new KubernetesApiError(res.status, s.reason, `update GameServer ${key}: ${s.message}`);
         // overloaded, starting or failing API server: callers should retry, it is not a gateway bug
-        if (res.status === 429 || res.status >= 500) throw this.#unavailable(key, `HTTP ${res.status}`, res.status !== 429 && res.status !== 503, err);
+        if (res.status === 429 || res.status === 503) throw this.#unavailable(key, `HTTP ${res.status}`, false, err);
+        if (res.status >= 500) return await this.#settle(next, entry, path, signal, this.#unavailable(key, `HTTP ${res.status}`, true, err));
         throw err;
       }
     }
+  }
+
+  /**
+   * After a write whose answer was lost (connection dropped, API server crashed, 500/504), reads
+   * the object back until the API server answers or `signal` ends, to learn whether the write
+   * was applied: unchanged resourceVersion = not applied; still carrying everything the write
+   * set (state, labels, annotations) = applied, a success; anything else = another writer.
+   * Without this, an applied allocation whose reply was lost would be Allocated with no caller.
+   */
+  async #settle(next: GameServer, entry: Entry, path: string, signal: AbortSignal, failure: AllocationError): Promise<GameServer> {
+    const key = gameServerKey(next);
+    for (let delay = 50; !signal.aborted && !this.#closed; delay = Math.min(delay * 2, 500)) {
+      let res;
+      try {
+        res = await this.#http.request('GET', path, { signal, timeoutMs: 2_000 });
+      } catch {
+        res = undefined; // still unreachable (or aborted: the loop ends)
+      }
+      if (res?.status === 200) {
+        const obj = res.body as GameServerObject;
+        if ((obj.metadata?.resourceVersion ?? '') === next.resourceVersion) {
+          throw new AllocationError('NOT_READY', failure.message, { cause: failure.cause, metadata: { ambiguous: 'false' } });
+        }
+        if (carries(obj, next)) {
+          this.#log.info({ gameServer: key }, 'GameServer write whose answer was lost was applied; counted as written');
+          return this.#applyWrite(obj);
+        }
+        this.#hideStale(key, entry);
+        throw new StoreConflict(`GameServer ${key} was changed by another writer while the API server was unavailable`);
+      }
+      if (res?.status === 404) throw new StoreNotFound(`GameServer ${key} not found`);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, delay);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    throw failure;
   }
 
   /** The API server could not take a write: UNAVAILABLE for the caller (NOT_READY), warned at most once a second. */
@@ -362,6 +406,17 @@ export class KubernetesStore implements ClusterStore {
       this.#log.error({ err: describe(err) }, 'GameServer store listener threw');
     }
   }
+}
+
+/** True when the stored object has the state, labels and annotations `gs` would have written. */
+function carries(obj: GameServerObject, gs: GameServer): boolean {
+  const labels = obj.metadata.labels ?? {};
+  const annotations = obj.metadata.annotations ?? {};
+  return (
+    obj.status?.state === gs.state &&
+    Object.entries(gs.labels).every(([k, v]) => labels[k] === v) &&
+    Object.entries(gs.annotations).every(([k, v]) => annotations[k] === v)
+  );
 }
 
 function keyOf(obj: GameServerObject): string {

@@ -281,6 +281,11 @@ export async function soak(owner: Owner, certs: TestCerts, env: KubeEnv, o: { wi
   const per100k = (x: number) => x;
   samples.push(`growth per 100k requests after warm-up (slope of per-window minima): RSS ${rssPer100k.toFixed(1)} MiB, heap ${heapPer100k.toFixed(1)} MiB; fds ${first.fds}→${last.fds}`);
   assert.ok(last.fds <= first.fds + 10, `fd leak: ${first.fds} → ${last.fds}`);
+  // p99 stays in one range (a real API server on a shared 2-core machine: generous bound, no trend).
+  const p99s = windows.map((w) => w.r.p99Ms);
+  assert.ok(Math.max(...p99s) < 2_000, `p99 per window ${p99s.map((p) => p.toFixed(0)).join('/')} ms`);
+  // Memory flat: the last window's minima are no higher than the warm-up's by more than a GC cycle's worth.
+  assert.ok(last.heap - first.heap < 64, `heap minima ${first.heap.toFixed(0)} → ${last.heap.toFixed(0)} MiB`);
   return {
     scenario: `soak ${(o.windows * o.windowMs) / 1000} s at ${o.rps}/s, GameServers re-readied`, requests, rps: requests / ((o.windows * o.windowMs) / 1000),
     faults: 0, badInputs: 0, doubles, lost, p99Ms: Math.max(...windows.map((w) => w.r.p99Ms)), rssGrowthMiB: rssGrowth,

@@ -40,8 +40,9 @@ test(`schemathesis against GET /openapi.yaml over mTLS (${EXAMPLES} examples per
   let out = '';
   let status = 0;
   try {
-    // Asynchronously: the gateway under test lives in this process's event loop.
-    out = (await promisify(execFile)(bin as string, args, { encoding: 'utf8', timeout: 240_000, maxBuffer: 32 << 20, env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } })).stdout;
+    // Asynchronously: the gateway under test lives in this process's event loop. In a temp dir:
+    // schemathesis keeps run state (.hypothesis, .schemathesis) in its working directory.
+    out = (await promisify(execFile)(bin as string, args, { cwd: dir, encoding: 'utf8', timeout: 240_000, maxBuffer: 32 << 20, env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } })).stdout;
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
     status = typeof e.code === 'number' ? e.code : -1;

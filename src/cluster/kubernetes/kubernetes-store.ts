@@ -211,6 +211,7 @@ export class KubernetesStore implements ClusterStore {
       if (res?.status === 200) {
         const obj = res.body as GameServerObject;
         if ((obj.metadata?.resourceVersion ?? '') === next.resourceVersion) {
+          this.#log.debug({ gameServer: key }, 'GameServer write whose answer was lost was not applied');
           throw new AllocationError('NOT_READY', failure.message, { cause: failure.cause, metadata: { ambiguous: 'false' } });
         }
         if (carries(obj, next)) {
@@ -231,6 +232,10 @@ export class KubernetesStore implements ClusterStore {
         signal.addEventListener('abort', done, { once: true });
       });
     }
+    this.#log.warn(
+      { gameServer: key, resourceVersion: next.resourceVersion },
+      'could not learn whether a GameServer write whose answer was lost was applied: it may be Allocated with no caller',
+    );
     throw failure;
   }
 

@@ -89,15 +89,20 @@ describe('API server restart under load', { skip: skipReason }, () => {
     const summary = ['before', 'during', 'after'].map((p) => `${p}: ${JSON.stringify(tally(calls.filter((x) => phase(x) === p).map((x) => x.outcome)))}`);
     const failures = calls.filter((x) => !('ok' in x.outcome)).map((x) => x.outcome as Exclude<Outcome, { ok: string }>);
     const samples = [...new Map(failures.map((f) => [`${f.code}/${f.reason}`, f.message])).entries()].map(([k, m]) => `${k}: ${m}`);
-    const settled = replicas.reduce((n, r) => n + r.logs.filter((l) => /answer was lost was applied/.test(String(l.msg))).length, 0);
-    console.log(`${how}: restart took ${(backAt - restartAt).toFixed(0)} ms; ${calls.length} calls; ${summary.join('; ')}; writes whose answer was lost but were applied (read back, reported as successes): ${settled}\n  failures seen: ${samples.join('\n  ')}`);
+    const count = (re: RegExp) => replicas.reduce((n, r) => n + r.logs.filter((l) => re.test(String(l.msg))).length, 0);
+    const settled = count(/answer was lost was applied/);
+    const unsettled = count(/could not learn whether/);
+    console.log(`${how}: restart took ${(backAt - restartAt).toFixed(0)} ms; ${calls.length} calls; ${summary.join('; ')}; writes whose answer was lost but were applied (read back, reported as successes): ${settled}, left ambiguous: ${unsettled}\n  failures seen: ${samples.join('\n  ')}`);
 
     // recovered: everything after the restart succeeds; outage errors are transient codes only
     assert.ok(calls.some((x) => phase(x) === 'before' && 'ok' in x.outcome), 'allocations before the restart');
     const after = calls.filter((x) => phase(x) === 'after');
     const lateFailures = after.filter((x) => !('ok' in x.outcome) && x.startMs > backAt + 5_000);
     assert.deepEqual(lateFailures, [], 'no failures 5 s after the API server is back');
-    for (const f of failures) assert.ok(f.code === 'UNAVAILABLE' || f.code === 'DEADLINE_EXCEEDED', `outage answered ${f.code}/${f.reason}: ${f.message}`);
+    // retryable codes only: UNAVAILABLE (API server away), DEADLINE_EXCEEDED, and rarely ABORTED/CONTENTION
+    // (the other replica's writes kept winning while this one's watch was down)
+    const transient = (f: (typeof failures)[number]) => f.code === 'UNAVAILABLE' || f.code === 'DEADLINE_EXCEEDED' || (f.code === 'ABORTED' && f.reason === 'CONTENTION');
+    for (const f of failures) assert.ok(transient(f), `outage answered ${f.code}/${f.reason}: ${f.message}`);
     assert.ok(!failures.some((f) => f.code === 'RESOURCE_EXHAUSTED'), 'the pool never ran out');
 
     // audit: told ⇔ Allocated, one for one

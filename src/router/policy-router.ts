@@ -187,6 +187,12 @@ export class PolicyRouter implements Router {
       } catch (err) {
         if (!(err instanceof AllocationError)) throw err;
         if (err.reason === 'DEADLINE_EXCEEDED' || err.reason === 'CANCELLED') return { stop: withAttempts(err, attempts) };
+        // A local write whose outcome is unknown may have allocated: without a key, trying another
+        // cluster could allocate twice for one request.
+        if (err.metadata.ambiguous === 'true' && hash === null) {
+          report('local', 'ambiguous', err.reason, err.message);
+          return { stop: withAttempts(err, attempts) };
+        }
         const outcome = err.reason === 'NO_GAME_SERVER' ? 'no-capacity' : 'failed';
         report('local', outcome, err.reason, err.message);
         logger.debug({ reqId: ctx.reqId, namespace: ns, target: target.name, endpoint: 'local', outcome, latencyMs: performance.now() - started }, 'target did not serve');

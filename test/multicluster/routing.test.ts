@@ -13,6 +13,8 @@ import { caught, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { simpleFleet, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { startAgonesAllocatorDouble, type AgonesAllocatorDouble } from '../helpers/agones-allocator-double.ts';
 import { parseFleetFile } from '../../src/cluster/memory/fleet-file.ts';
+import { MemoryStore } from '../../src/cluster/memory/memory-store.ts';
+import { AllocationError } from '../../src/allocation/errors.ts';
 import { attemptsOf, blackHole, deadEndpoint, policy, policyDir } from './fixtures.ts';
 
 const MC = { enabled: true };
@@ -304,5 +306,32 @@ describe('route explain', () => {
     assert.match(res.steps[2].reason, /advertises no GameServer matching/);
     assert.equal(d.calls.length, 0);
     assert.equal(served(b), before);
+  });
+});
+
+/** An embedded cluster whose writes fail as a crashed API server's do: the outcome is unknown. */
+class UnknownOutcomeStore extends MemoryStore {
+  override async update(): Promise<never> {
+    throw new AllocationError('NOT_READY', 'the API server went away during the write', { metadata: { ambiguous: 'true' } });
+  }
+}
+
+describe('a local write with an unknown outcome', () => {
+  test('without an idempotency key the route stops there: another cluster could allocate a second time', async (t) => {
+    const dir = policyDir(t, certs, [policy('local', { priority: 1 }), policy('cluster-b', { priority: 2, endpoints: [b.address] })]);
+    const a = await startGateway(t, {
+      certs,
+      store: new UnknownOutcomeStore(parseFleetFile(simpleFleet('a', 3))),
+      config: { multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir } },
+    });
+    const before = served(b);
+    const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
+    assert.equal(err.codeName, 'UNAVAILABLE');
+    assert.equal(err.reason, 'NOT_READY');
+    assert.deepEqual(attemptsOf(err).map((x) => `${x.target}:${x.outcome}`), ['local:ambiguous']);
+    assert.equal(served(b), before, 'the remote must not be called');
+    // With a key a repeat is safe, so the route may go on to the next cluster.
+    const r = await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'unknown-outcome-1' });
+    assert.equal(r.source, b.address);
   });
 });

@@ -30,7 +30,8 @@ export interface ClusterStore {
   /**
    * Writes `next` only if the stored resourceVersion still equals `next.resourceVersion`.
    * Resolves with the stored object (new resourceVersion); rejects with StoreConflict,
-   * StoreNotFound, or the signal's reason when aborted.
+   * StoreNotFound, the signal's reason when aborted, or an AllocationError NOT_READY when the
+   * backing service cannot take the write (metadata.ambiguous 'true' when it may have applied it).
    */
   update(next: GameServer, signal: AbortSignal): Promise<GameServer>;
   /** True once the cache reflects the cluster (initial list done). */

@@ -33,7 +33,7 @@ describe('reliability on real API servers (short)', { skip }, () => {
   test('a replica SIGKILLed mid-allocation: callers retrying the same key are all told, nothing lost', async () => report(await replicaKilled(owner, certs, env, FULL ? { total: 1_200, rps: 60 } : { total: 150, rps: 30 })));
   test('a remote allocator SIGKILLed mid-request behind a black-holed endpoint: nothing lost or doubled', async () => report(await remoteKilled(owner, certs, env, FULL ? { total: 600, rps: 30 } : { total: 120, rps: 20 })));
   test('soak: flat memory, no fd leak, p99 stable, ledger balances with re-readied GameServers', async () => {
-    const r = await soak(owner, certs, env, FULL ? { windows: 8, windowMs: 30_000, rps: 80 } : { windows: 3, windowMs: 8_000, rps: 40 });
+    const r = await soak(owner, certs, env, FULL ? { windows: 13, windowMs: 40_000, rps: 100 } : { windows: 3, windowMs: 8_000, rps: 40 });
     console.log(r.samples.join('\n'));
     report({ ...r, samples: undefined } as never);
   });

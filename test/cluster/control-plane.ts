@@ -583,6 +583,11 @@ export async function startControlPlane(opts: { etcdPrefix?: string; etcd?: Etcd
       async startApiServer() {
         if (api !== undefined) throw new Error('kube-apiserver is already running');
         api = await launch();
+        // /readyz turns ok before the custom resources' storage is back: until then lists answer
+        // 429 "storage is (re)initializing".
+        for (const resource of ['/apis/agones.dev/v1/gameservers?limit=1', '/apis/multicluster.agones.dev/v1/gameserverallocationpolicies?limit=1']) {
+          await waitUntil('kube-apiserver custom resource storage', 30_000, async () => (await request('GET', resource)).status === 200, api, apiLog);
+        }
       },
       async restartApiServer() {
         await cp.stopApiServer();

@@ -268,7 +268,8 @@ export class PolicyRouter implements Router {
       reqId: ctx.reqId, namespace, target: target.name, endpoint: a.endpoint, outcome, code: a.code,
       latencyMs: Math.round(a.latencyMs * 10) / 10, breaker: remote.breakerState(a.endpoint),
     };
-    if (a.outcome === 'allocated' || a.outcome === 'no-capacity') logger.debug(line, 'remote attempt');
+    // A skip by an open breaker is routine while a remote is down (the breaker's opening was the news).
+    if (a.outcome === 'allocated' || a.outcome === 'no-capacity' || a.outcome === 'breaker-open') logger.debug(line, 'remote attempt');
     else logger.warn({ ...line, message: a.message.slice(0, 300) }, 'remote attempt failed');
   }
 

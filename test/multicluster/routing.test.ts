@@ -140,7 +140,8 @@ describe('routing by policy', () => {
     });
     const client = a.client();
     for (let i = 0; i < 4; i++) assert.equal((await client.allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 })).source, b.address);
-    const lines = () => a.logs.filter((l) => l.msg === 'remote attempt failed' && l.endpoint === dead);
+    // Failures are warnings; skips by the open breaker are routine (debug).
+    const lines = () => a.logs.filter((l) => (l.msg === 'remote attempt failed' || l.msg === 'remote attempt') && l.endpoint === dead);
     await new Promise((r) => setTimeout(r, 50));
     assert.ok(lines().some((l) => l.outcome === 'breaker-open'), JSON.stringify(lines().map((l) => l.outcome)));
     const open = lines().filter((l) => l.outcome === 'breaker-open');

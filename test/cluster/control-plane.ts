@@ -267,18 +267,21 @@ async function waitUntil(what: string, timeoutMs: number, probe: () => Promise<b
   }
 }
 
+/** Reads a whole response into a KubeResponse. */
+function collect(res: http.IncomingMessage, resolve: (r: KubeResponse) => void, reject: (e: Error) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    resolve({ status: res.statusCode ?? 0, text, body: parseJson(text) });
+  });
+  res.on('error', reject);
+}
+
 function httpJson(url: string, method = 'GET', body?: unknown): Promise<KubeResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(url, { method, headers: payload ? { 'content-type': 'application/json' } : {}, timeout: 5_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, text, body: parseJson(text) });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(url, { method, headers: payload ? { 'content-type': 'application/json' } : {}, timeout: 5_000 }, (res) => collect(res, resolve, reject));
     req.on('timeout', () => req.destroy(new Error(`timeout: ${method} ${url}`)));
     req.on('error', reject);
     req.end(payload);
@@ -473,15 +476,7 @@ export async function startControlPlane(opts: { etcdPrefix?: string; etcd?: Etcd
         if (payload !== undefined) headers['content-type'] = contentType ?? 'application/json';
         const req = https.request(
           { host: '127.0.0.1', port, path, method, headers, agent, timeout: 30_000 },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => {
-              const text = Buffer.concat(chunks).toString('utf8');
-              resolve({ status: res.statusCode ?? 0, text, body: parseJson(text) });
-            });
-            res.on('error', reject);
-          },
+          (res) => collect(res, resolve, reject),
         );
         req.on('timeout', () => req.destroy(new Error(`timeout: ${method} ${path}`)));
         req.on('error', reject);

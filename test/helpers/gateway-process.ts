@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { createAllocatorClient, type AllocatorClient } from '../../src/client/index.ts';
 import type { Pair, TestCerts } from './certs.ts';
+import { testConfig } from './gateway.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
@@ -60,18 +61,12 @@ export async function startGatewayProcess(
   const name = opts.name ?? 'gateway';
   const dir = mkdtempSync(join(tmpdir(), `gw-proc-${name}-`));
   const { certs } = opts;
-  let config: Record<string, any> = {
-    grpc: { host: '127.0.0.1', port: 0 },
-    rest: { host: '127.0.0.1', port: 0 },
-    ops: { host: '127.0.0.1', port: 0 },
-    tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, clientCaDir: certs.clientCaDir },
-    log: { level: 'debug' },
-  };
-  if (!opts.config?.cluster) {
+  let cluster = opts.config?.cluster;
+  if (!cluster) {
     writeFileSync(join(dir, 'fleet.json'), JSON.stringify(opts.fleet ?? { nodes: [{ name: 'n', addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] }] }));
-    config.cluster = { kind: 'memory', fleetFile: join(dir, 'fleet.json') };
+    cluster = { kind: 'memory', fleetFile: join(dir, 'fleet.json') };
   }
-  config = merge(config, opts.config ?? {});
+  const config = merge(testConfig(certs, { log: { level: 'debug' }, cluster }), opts.config ?? {});
   const configFile = join(dir, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
   const child: ChildProcess = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });

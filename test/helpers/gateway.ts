@@ -45,7 +45,7 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** Builds a config tree for a test gateway (all ports ephemeral, loopback only). */
+/** Builds a config tree for a test gateway (all ports ephemeral, loopback only); `extra` is merged by key, one level deep. */
 export function testConfig(certs: TestCerts, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const base: Record<string, any> = {
     grpc: { host: '127.0.0.1', port: 0 },
@@ -56,7 +56,8 @@ export function testConfig(certs: TestCerts, extra: Record<string, unknown> = {}
     log: { level: 'info' },
   };
   for (const [k, v] of Object.entries(extra)) {
-    base[k] = typeof v === 'object' && v !== null && !Array.isArray(v) && typeof base[k] === 'object' ? { ...base[k], ...v } : v;
+    // `cluster` is a union by kind: a given one replaces the embedded default instead of merging into it.
+    base[k] = k !== 'cluster' && typeof v === 'object' && v !== null && !Array.isArray(v) && typeof base[k] === 'object' ? { ...base[k], ...v } : v;
   }
   return base;
 }

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createAllocatorClient, AllocatorError, type AllocatorClient, type AllocationRequest, type CallOptions } from '../../src/client/index.ts';
 import { controlPlaneBinaries, type ControlPlane, type GameServerInit, type Json } from '../cluster/control-plane.ts';
 import type { TestCerts } from '../helpers/certs.ts';
+import { testConfig } from '../helpers/gateway.ts';
 
 const bins = controlPlaneBinaries();
 /** false, or why the suites on a real API server are skipped. */
@@ -174,24 +175,8 @@ export interface LocalGateway {
   stop(): Promise<void>;
 }
 
-/** A config tree for a test gateway on loopback, ephemeral ports; `extra` is merged in by key, one level deep. */
-export function kubeGatewayConfig(certs: TestCerts, extra: Record<string, unknown>): Record<string, unknown> {
-  const base: Record<string, unknown> = {
-    grpc: { host: '127.0.0.1', port: 0 },
-    rest: { host: '127.0.0.1', port: 0 },
-    ops: { host: '127.0.0.1', port: 0 },
-    tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, clientCaDir: certs.clientCaDir },
-    log: { level: 'info' },
-  };
-  for (const [k, v] of Object.entries(extra)) {
-    const b = base[k];
-    base[k] = typeof v === 'object' && v !== null && !Array.isArray(v) && typeof b === 'object' && b !== null ? { ...b, ...v } : v;
-  }
-  return base;
-}
-
 export async function startLocalGateway(t: { after(fn: () => Promise<void> | void): void }, certs: TestCerts, config: Record<string, unknown>): Promise<LocalGateway> {
-  const parsed = parseConfig(kubeGatewayConfig(certs, config));
+  const parsed = parseConfig(testConfig(certs, config));
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {

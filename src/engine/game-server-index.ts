@@ -91,16 +91,6 @@ class Pool {
     return best ?? this.all;
   }
 
-  /** Sizes of every label pair's set ("key\u0000value" → count). */
-  labelSizes(): Map<string, number> {
-    return new Map([...this.#byLabel].map(([id, runs]) => [id, runs.size]));
-  }
-}
-
-/** Counts of allocatable GameServers, as advertised to other gateways. */
-export interface PoolCounts {
-  readonly ready: number;
-  readonly allocated: number;
 }
 
 const EMPTY: ReadonlyMap<string, NodeRun> = new Map();
@@ -188,31 +178,10 @@ export class GameServerIndex implements StoreListener, NodeCounts {
     return this.#pools.get(`${namespace}\u0000${state}`)?.byName.values() ?? [];
   }
 
-  /** Per label pair ("key\u0000value"), how many GameServers of a namespace in a state carry it. */
-  labelCounts(namespace: string, state: SelectorState): Map<string, number> {
-    return this.#pools.get(`${namespace}\u0000${state}`)?.labelSizes() ?? new Map();
-  }
-
   /** The GameServer whose indexed annotation has this value, in this namespace. */
   findByAnnotation(annotation: string, namespace: string, value: string): GameServer | undefined {
     const key = this.#byAnnotation.get(annotation)?.get(`${namespace}\u0000${value}`);
     return key === undefined ? undefined : this.#all.get(key);
-  }
-
-  /** Ready/Allocated counts in a namespace, optionally only those with these labels. */
-  counts(namespace: string, matchLabels: Readonly<Record<string, string>> = {}): PoolCounts {
-    const size = (state: SelectorState): number => {
-      let n = 0;
-      for (const run of this.runs(namespace, state, matchLabels).values()) {
-        for (const gs of run) {
-          let ok = true;
-          for (const k in matchLabels) if (gs.labels[k] !== matchLabels[k]) ok = false;
-          if (ok) n++;
-        }
-      }
-      return n;
-    };
-    return { ready: size('Ready'), allocated: size('Allocated') };
   }
 
   /** Namespaces that hold at least one allocatable GameServer. */

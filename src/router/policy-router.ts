@@ -10,7 +10,8 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { RemoteAttempt, RemoteClient, RemoteTarget } from '../remote/remote-client.ts';
 import { Budget } from './budget.ts';
 import type { CapacityCache } from './capacity-cache.ts';
-import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
+import { requestFingerprint } from '../allocation/request-fingerprint.ts';
+import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, IDEMPOTENCY_REQUEST_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
 import { planRoute, seededRandom, type PlanTarget, type RoutePlan } from './plan.ts';
 import { selectPolicies } from './policy.ts';
 import { SecretProblem, type PolicySource } from './policy-source.ts';
@@ -67,7 +68,7 @@ export class PolicyRouter implements Router {
 
   async allocate(req: AllocationRequest, ctx: RouteContext): Promise<Allocation> {
     const budget = new Budget(ctx.deadlineMs);
-    if (ctx.idempotencyKey === null) return await this.#route(req, ctx, budget, null);
+    if (ctx.idempotencyKey === null) return await this.#route(req, ctx, budget, null, '');
     const hash = idempotencyHash(req.namespace, ctx.identity, ctx.idempotencyKey);
     // Same key on this replica at once: share one route.
     const id = `${req.namespace}/${hash}`;
@@ -80,19 +81,24 @@ export class PolicyRouter implements Router {
 
   async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string): Promise<Allocation> {
     const { engine, ledger, logger } = this.#o;
+    const fingerprint = requestFingerprint(req);
     // Fast path: a GameServer of this cluster already carries the key.
     const local = engine.index.findByAnnotation(IDEMPOTENCY_ANNOTATION, req.namespace, hash);
-    if (local && local.state === 'Allocated') return allocationOf(local, 'local');
+    if (local && local.state === 'Allocated') {
+      sameRequest(local.annotations[IDEMPOTENCY_REQUEST_ANNOTATION], fingerprint);
+      return allocationOf(local, 'local');
+    }
     for (;;) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       let claim;
       try {
-        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal);
+        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal, fingerprint);
       } catch (err) {
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'idempotency ledger unavailable');
         throw new AllocationError('NOT_READY', 'the idempotency record could not be read; retry', { cause: err });
       }
+      if (claim.kind !== 'won') sameRequest(claim.fingerprint, fingerprint);
       if (claim.kind === 'done') {
         logger.info({ reqId: ctx.reqId, namespace: req.namespace, gameServer: claim.allocation.gameServerName, source: claim.allocation.source }, 'idempotent repeat: returning the earlier allocation');
         return claim.allocation;
@@ -105,7 +111,7 @@ export class PolicyRouter implements Router {
       await new Promise((r) => setTimeout(r, this.#o.idempotencyPollMs ?? 50));
     }
     try {
-      const allocation = await this.#route(req, ctx, budget, hash);
+      const allocation = await this.#route(req, ctx, budget, hash, fingerprint);
       await ledger.complete(req.namespace, hash, allocation).catch((err: unknown) =>
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'could not record the idempotency result; a repeat on another replica may wait for the claim to lapse'),
       );
@@ -132,8 +138,8 @@ export class PolicyRouter implements Router {
     return { plan: planRoute(selected, hash === null ? Math.random : seededRandom(hash)), problems };
   }
 
-  async #route(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string | null): Promise<Allocation> {
-    const annotations: Record<string, string> = hash === null ? {} : { [IDEMPOTENCY_ANNOTATION]: hash };
+  async #route(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string | null, fingerprint: string): Promise<Allocation> {
+    const annotations: Record<string, string> = hash === null ? {} : { [IDEMPOTENCY_ANNOTATION]: hash, [IDEMPOTENCY_REQUEST_ANNOTATION]: fingerprint };
     if (!req.multiClusterSetting.enabled) {
       return await this.#o.engine.allocate(req, { signal: ctx.signal, annotations });
     }
@@ -325,6 +331,12 @@ export class PolicyRouter implements Router {
     }
     return { multiCluster: true, steps, problems, randomized: plan.randomized && hash === null };
   }
+}
+
+/** A key is held to the request it was first used with ('' = recorded before fingerprints were kept). */
+function sameRequest(recorded: string | undefined, fingerprint: string): void {
+  if (recorded === undefined || recorded === '' || recorded === fingerprint) return;
+  throw new AllocationError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was already used with a different request; use a new key for a new request');
 }
 
 function withAttempts(err: AllocationError, attempts: readonly AttemptReport[]): AllocationError {

@@ -11,6 +11,7 @@ import { reflectionDefinition } from '../protocol/reflection.ts';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { toServiceError, toWireError } from './status.ts';
 import { AllocationError } from '../allocation/errors.ts';
+import { CLUSTER_ANNOTATION } from '../allocation/reserved-annotations.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
@@ -58,7 +59,6 @@ export interface ExtraService {
 
 /** Response trailer naming the policy's clusterName that served an allocation. */
 export const CLUSTER_TRAILER = 'x-allocator-cluster';
-const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
 
 const SERVICE = 'allocation.AllocationService';
 /** Marks a request whose bytes could not be decoded (the error rides along). */

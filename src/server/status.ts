@@ -25,6 +25,8 @@ const CODES = {
   PERMISSION_DENIED: [status.PERMISSION_DENIED, 403],
   UNAUTHENTICATED: [status.UNAUTHENTICATED, 401],
   IDEMPOTENCY_CONFLICT: [status.ALREADY_EXISTS, 409],
+  // As the IETF Idempotency-Key draft: a key reused with a different request is 422, never the earlier result.
+  IDEMPOTENCY_KEY_REUSED: [status.FAILED_PRECONDITION, 422],
   INTERNAL: [status.INTERNAL, 500],
 } as const satisfies Record<Reason, readonly [grpc.status, number]>;
 

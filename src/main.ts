@@ -102,6 +102,10 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
   });
+  // Namespaces whose GameServers this gateway serves: the configured ones on Kubernetes; on the
+  // embedded cluster, those its fleet holds. Caller-named namespaces outside them get no state.
+  const servedNamespaces = config.cluster.kind === 'kubernetes' ? new Set(config.cluster.namespaces) : null;
+  const servesGameServers = (namespace: string): boolean => servedNamespaces?.has(namespace) ?? engine.index.namespaces().includes(namespace);
   const mc = config.multiCluster;
   const policySource = await buildPolicySource(config, logger);
   const ledger = await buildLedger(config, logger);
@@ -124,8 +128,10 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     fetchTimeoutMs: Math.max(mc.capacityWaitMs, 1),
     fetch: (target, namespaces, timeoutMs) => remote.capacity(target, namespaces, timeoutMs),
   });
+  const authorizer = new Authorizer(config.authorization);
   const policyRouter = new PolicyRouter({
     engine,
+    mayUse: (identity, namespace) => authorizer.mayUse(identity, namespace),
     policies: policySource,
     remote,
     capacity,
@@ -143,7 +149,6 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     ...(adm.perClientBurst !== undefined ? { perClientBurst: adm.perClientBurst } : {}),
     maxTrackedClients: adm.maxTrackedClients,
   });
-  const authorizer = new Authorizer(config.authorization);
   const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs };
   const handler = new AllocateHandler({
     router,
@@ -175,6 +180,9 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
           explain: (req, identity, key, signal) => policyRouter.explain(req, identity, key, signal),
           decode,
           capacityTtlMs: mc.capacityTtlMs,
+          serves: servesGameServers,
+          mayUse: (identity, namespace) => authorizer.mayUse(identity, namespace),
+          authorize: (identity, namespace, multiCluster) => authorizer.check(identity, namespace, multiCluster),
         }),
       },
     ],

@@ -118,10 +118,10 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** open: unlisted identities may allocate anywhere (agones-allocator); enforce: unlisted identities are refused. */
       mode: z.enum(['open', 'enforce']).default('open'),
-      /** Client identity (certificate SAN URI, else SAN DNS, else CN) → what it may do. */
+      /** Client identity ("uri:<SAN URI>", else "dns:<SAN DNS>", else "cn:<subject CN>") → what it may do. */
       clients: z
         .record(
-          z.string().min(1),
+          z.string().regex(/^(uri|dns|cn):./, 'must name the identity\'s kind: "uri:<SAN URI>", "dns:<SAN DNS>" or "cn:<subject CN>" (kinds never match each other)'),
           z.strictObject({
             /** Namespaces it may allocate in; '*' = any. */
             namespaces: z.array(z.string().min(1)).min(1),

@@ -29,6 +29,11 @@ export interface PolicyRouterOptions {
   readonly capacityWaitMs: number;
   /** Poll interval while another replica serves the same idempotency key. */
   readonly idempotencyPollMs?: number;
+  /**
+   * Whether the caller may act in a target's namespace (a policy may send requests to another
+   * namespace than the request's). Absent = any.
+   */
+  readonly mayUse?: (identity: string | null, namespace: string) => boolean;
 }
 
 /** A route that would be or was taken, step by step (GatewayService.ExplainRoute). */
@@ -182,6 +187,10 @@ export class PolicyRouter implements Router {
       return { next: true };
     }
     tried.add(destination);
+    if (this.#o.mayUse && !this.#o.mayUse(ctx.identity, ns)) {
+      report(target.kind === 'local' ? 'local' : target.endpoints.join(','), 'forbidden', 'PERMISSION_DENIED', `policy ${p.name}: the caller may not use namespace ${ns}`);
+      return { next: true };
+    }
 
     if (target.kind === 'local') {
       const started = performance.now();
@@ -309,6 +318,10 @@ export class PolicyRouter implements Router {
         steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: t.problem });
         continue;
       }
+      if (this.#o.mayUse && !this.#o.mayUse(identity, p.targetNamespace)) {
+        steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: `forbidden: the caller may not use namespace ${p.targetNamespace}` });
+        continue;
+      }
       if (t.kind === 'local') {
         const ok = this.#o.engine.pick({ ...req, namespace: p.targetNamespace }) !== undefined;
         steps.push({ ...base, endpoints: [], decision: ok ? 'try' : 'skip', reason: ok ? 'local cluster has a match' : 'local cluster has no matching GameServer (no-capacity, no write)' });
@@ -353,6 +366,9 @@ export function finalError(attempts: readonly AttemptReport[]): AllocationError 
   if (count > 0 && attempts.every((a) => noCapacity(a.outcome))) {
     reason = 'NO_GAME_SERVER';
     message = 'there is no available GameServer to allocate in any target';
+  } else if (attempts.some((a) => a.outcome === 'forbidden') && attempts.every((a) => a.outcome === 'forbidden' || noCapacity(a.outcome))) {
+    reason = 'PERMISSION_DENIED';
+    message = 'the caller may not use the namespaces of the targets that could serve this request';
   } else if (attempts.some((a) => a.outcome === 'rejected') && attempts.every((a) => a.outcome === 'rejected' || noCapacity(a.outcome))) {
     reason = 'REMOTE_REJECTED';
     const r = attempts.find((a) => a.outcome === 'rejected')!;

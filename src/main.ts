@@ -42,7 +42,9 @@ async function buildPolicySource(config: Readonly<Config>, logger: Logger): Prom
   if (kind === 'kubernetes') {
     const { KubernetesPolicySource } = await import('./router/kubernetes/policy-source.ts');
     const kubeConfig = config.cluster.kind === 'kubernetes' ? (config.cluster.kubeconfig ?? 'in-cluster') : 'in-cluster';
-    return new KubernetesPolicySource({ kubeConfig, logger: log, namespaces: m.namespaces });
+    // Policies are served in the configured namespaces only, never in ones a request names.
+    const namespaces = m.namespaces.length > 0 ? m.namespaces : config.cluster.kind === 'kubernetes' ? config.cluster.namespaces : ['default'];
+    return new KubernetesPolicySource({ kubeConfig, logger: log, namespaces });
   }
   return new EmptyPolicySource();
 }
@@ -131,6 +133,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
   const authorizer = new Authorizer(config.authorization);
   const policyRouter = new PolicyRouter({
     engine,
+    keepsState: (namespace) => servedNamespaces === null || servedNamespaces.has(namespace) || policySource.serves(namespace),
     mayUse: (identity, namespace) => authorizer.mayUse(identity, namespace),
     policies: policySource,
     remote,

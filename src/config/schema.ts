@@ -35,7 +35,10 @@ const MultiCluster = z
     policyFile: z.string().min(1).optional(),
     /** Folder of client secrets for the file source: <secretsDir>/<secretName>/{tls.crt,tls.key,ca.crt}. Default: secrets/ beside policyFile. */
     secretsDir: z.string().min(1).optional(),
-    /** Namespaces whose policies are watched from the start (others on first use). */
+    /**
+     * Namespaces whose policies are served (policySource 'kubernetes'), watched from the start;
+     * default: cluster.namespaces on Kubernetes, else ['default']. Requests in others find no policy.
+     */
     namespaces: z.array(z.string().min(1)).default([]),
     /** Cap on one remote attempt (connect + call); the caller's deadline caps it further. */
     attemptTimeoutMs: Ms.min(1).default(5_000),

@@ -34,6 +34,12 @@ export interface PolicyRouterOptions {
    * namespace than the request's). Absent = any.
    */
   readonly mayUse?: (identity: string | null, namespace: string) => boolean;
+  /**
+   * Whether the gateway keeps state (idempotency records) for a namespace: the ones it serves
+   * GameServers or policies in. Keys in other namespaces are not recorded (nothing can be allocated
+   * there), so callers cannot make it write Leases into namespaces of their choosing. Absent = all.
+   */
+  readonly keepsState?: (namespace: string) => boolean;
 }
 
 /** A route that would be or was taken, step by step (GatewayService.ExplainRoute). */
@@ -73,7 +79,7 @@ export class PolicyRouter implements Router {
 
   async allocate(req: AllocationRequest, ctx: RouteContext): Promise<Allocation> {
     const budget = new Budget(ctx.deadlineMs);
-    if (ctx.idempotencyKey === null) return await this.#route(req, ctx, budget, null, '');
+    if (ctx.idempotencyKey === null || this.#o.keepsState?.(req.namespace) === false) return await this.#route(req, ctx, budget, null, '');
     const hash = idempotencyHash(req.namespace, ctx.identity, ctx.idempotencyKey);
     // Same key on this replica at once: share one route.
     const id = `${req.namespace}/${hash}`;
@@ -135,7 +141,9 @@ export class PolicyRouter implements Router {
     const problems = ns.problems.map((p) => `policy ${p.namespace}/${p.name}: ${p.problems.join('; ')}`);
     const selected = selectPolicies(ns.policies, req.multiClusterSetting.policySelector);
     if (selected.length === 0) {
-      const why = ns.policies.length === 0 ? `namespace ${req.namespace} has no usable GameServerAllocationPolicy` : 'policySelector matches none of the namespace\'s policies';
+      const why = ns.unserved
+        ? `multi-cluster allocation is not served in namespace ${req.namespace}`
+        : ns.policies.length === 0 ? `namespace ${req.namespace} has no usable GameServerAllocationPolicy` : 'policySelector matches none of the namespace\'s policies';
       throw new AllocationError('NO_POLICY', `no multi-cluster allocation policy is specified (${why})${problems.length > 0 ? `; ignored: ${problems.join(' | ')}` : ''}`, {
         metadata: { namespace: req.namespace },
       });

@@ -117,7 +117,8 @@ export class PolicyRouter implements Router {
       if (claim.kind === 'won') break;
       // Another replica is serving this key: wait for its result rather than allocate twice.
       if (budget.remainingMs() < (this.#o.idempotencyPollMs ?? 50) * 2) {
-        throw new AllocationError('IDEMPOTENCY_CONFLICT', `a request with this idempotency key is still being served (by ${claim.holder}); retry to get its result`);
+        logger.debug({ reqId: ctx.reqId, namespace: req.namespace, holder: claim.holder }, 'idempotency key held by another request');
+        throw new AllocationError('IDEMPOTENCY_CONFLICT', 'a request with this idempotency key is still being served; retry to get its result');
       }
       await new Promise((r) => setTimeout(r, this.#o.idempotencyPollMs ?? 50));
     }
@@ -144,7 +145,8 @@ export class PolicyRouter implements Router {
       const why = ns.unserved
         ? `multi-cluster allocation is not served in namespace ${req.namespace}`
         : ns.policies.length === 0 ? `namespace ${req.namespace} has no usable GameServerAllocationPolicy` : 'policySelector matches none of the namespace\'s policies';
-      throw new AllocationError('NO_POLICY', `no multi-cluster allocation policy is specified (${why})${problems.length > 0 ? `; ignored: ${problems.join(' | ')}` : ''}`, {
+      // The problems themselves (file paths, secret names) are logged by the policy source.
+      throw new AllocationError('NO_POLICY', `no multi-cluster allocation policy is specified (${why})${problems.length > 0 ? `; ${problems.length} unusable ${problems.length === 1 ? 'policy was' : 'policies were'} ignored (see the gateway log)` : ''}`, {
         metadata: { namespace: req.namespace },
       });
     }
@@ -270,7 +272,7 @@ export class PolicyRouter implements Router {
       return {
         stop: new AllocationError(
           deadline ? 'DEADLINE_EXCEEDED' : 'ALL_TARGETS_FAILED',
-          `target ${target.name} (${last.endpoint}) may have allocated but its reply was lost (${last.code}: ${last.message}); ` +
+          `target ${target.name} may have allocated but its reply was lost (${last.code}); ` +
             'not tried elsewhere, to never allocate twice (send an idempotency key to allow fallback)',
           { attempts, metadata: { ambiguous: 'true' } },
         ),
@@ -380,13 +382,14 @@ export function finalError(attempts: readonly AttemptReport[]): AllocationError 
   } else if (attempts.some((a) => a.outcome === 'rejected') && attempts.every((a) => a.outcome === 'rejected' || noCapacity(a.outcome))) {
     reason = 'REMOTE_REJECTED';
     const r = attempts.find((a) => a.outcome === 'rejected')!;
-    message = `remote ${r.target} (${r.endpoint}) rejected the request: ${r.code}: ${r.message.slice(0, 500)}`;
+    // The remote's own text is logged (remote attempt failed), not passed on: it may describe the remote's internals.
+    message = `remote target ${r.target} rejected the request (${r.code})`;
   } else if (attempts.some((a) => a.outcome === 'no-budget')) {
     reason = 'DEADLINE_EXCEEDED';
     message = 'the caller\'s deadline ran out before a target served the request';
   } else {
     reason = 'ALL_TARGETS_FAILED';
-    message = `every target failed: ${attempts.map((a) => `${a.target}@${a.endpoint}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;
+    message = `every target failed: ${attempts.map((a) => `${a.target}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;
   }
   return new AllocationError(reason, message, { attempts });
 }

@@ -46,7 +46,9 @@ export function toWireError(err: unknown): WireError {
   }
   const [code, http] = CODES[err.reason];
   const metadata: Record<string, string> = { ...err.metadata };
-  if (err.attempts.length > 0) metadata.attempts = JSON.stringify(err.attempts);
+  // Each attempt's text (a remote's error, TLS errors, secret problems) stays in the log: callers
+  // get target, endpoint, outcome and code, which they can switch on.
+  if (err.attempts.length > 0) metadata.attempts = JSON.stringify(err.attempts.map(({ message: _text, ...safe }) => safe));
   return { code, http, message: err.message, reason: err.reason, metadata };
 }
 

@@ -96,6 +96,8 @@ describe('a namespace whose policies the API server refuses', { skip }, () => {
     const gw = await startGatewayProcess(owner, { certs, name: 'restricted', config: { cluster: { kind: 'kubernetes', kubeconfig: cp.saKubeconfigPath, namespaces: [NS] } } });
     const err = await caught<AllocatorError>(gw.client().allocate({ namespace: NS, multiClusterSetting: { enabled: true } }, { deadline: 2_000 }));
     assert.equal(err.codeName, 'UNAVAILABLE', err.details);
+    // The API server's refusal names users and resources: it goes to the log, not to the caller (item 8).
+    assert.doesNotMatch(`${err.details} ${JSON.stringify(err.errorInfo)}`, /forbidden|system:serviceaccount|HTTP 403/);
     await new Promise((r) => setTimeout(r, 8_000));
     // Each refused list is one 'retrying' line in the gateway's log (policies and secrets watches).
     const lists = gw.logs.filter((l) => l.msg === 'multi-cluster watch failed; retrying' && String(l.err).includes('gameserverallocationpolicies')).length;

@@ -155,7 +155,8 @@ export class KubernetesPolicySource implements PolicySource {
     if (!w) throw new SecretProblem(`namespace ${namespace} is not served for multi-cluster allocation`);
     if (!w.synced) {
       await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} are not loaded yet${w.error ? `: ${w.error}` : ''}`));
+        // The API server's text (RBAC messages name users and resources) is logged, not told.
+        const onAbort = () => reject(new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} are not loaded yet${w.error ? ' (the API server refused or failed the list; see the gateway log)' : ''}`));
         if (signal.aborted) return onAbort();
         signal.addEventListener('abort', onAbort, { once: true });
         void w.listed.then(() => {
@@ -163,7 +164,7 @@ export class KubernetesPolicySource implements PolicySource {
           resolve();
         });
       });
-      if (!w.synced) throw new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} could not be listed: ${w.error ?? 'unknown error'}`);
+      if (!w.synced) throw new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} could not be listed (see the gateway log)`);
     }
     return w;
   }

@@ -1,6 +1,6 @@
 // Wire request → validated domain request, with Agones' defaults and selector resolution.
 // Every problem is reported by field path in one INVALID_FIELD error.
-import { FieldProblems, keyPath } from './errors.ts';
+import { echo, FieldProblems, keyPath } from './errors.ts';
 import { labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
 import { LIMITS } from './limits.ts';
 import { isReservedAnnotation } from './reserved-annotations.ts';
@@ -148,7 +148,7 @@ function counterAction(p: FieldProblems, path: string, w: WireCounterAction): Co
   const amount = wrapped(p, `${path}.amount`, w.amount);
   const capacity = wrapped(p, `${path}.capacity`, w.capacity);
   if (action !== null && !COUNTER_ACTIONS.has(action)) {
-    p.add(`${path}.action`, `must be "Increment" or "Decrement", got ${JSON.stringify(action)}`);
+    p.add(`${path}.action`, `must be "Increment" or "Decrement", got ${echo(action)}`);
   }
   if (action !== null && amount === null) p.add(`${path}.amount`, 'required when action is set');
   if (action === null && amount !== null) p.add(`${path}.action`, 'required when amount is set');

@@ -70,7 +70,7 @@ const FORWARDED_KEY_PREFIX = 'gw1-';
 
 export class PolicyRouter implements Router {
   readonly #o: PolicyRouterOptions;
-  readonly #inFlight = new Map<string, Promise<Allocation>>();
+  readonly #inFlight = new Map<string, { readonly fingerprint: string; readonly route: Promise<Allocation> }>();
   readonly #warned = new Map<string, number>();
 
   constructor(opts: PolicyRouterOptions) {
@@ -81,18 +81,21 @@ export class PolicyRouter implements Router {
     const budget = new Budget(ctx.deadlineMs);
     if (ctx.idempotencyKey === null || this.#o.keepsState?.(req.namespace) === false) return await this.#route(req, ctx, budget, null, '');
     const hash = idempotencyHash(req.namespace, ctx.identity, ctx.idempotencyKey);
-    // Same key on this replica at once: share one route.
+    const fingerprint = requestFingerprint(req);
+    // Same key on this replica at once: share one route, if it is the same request.
     const id = `${req.namespace}/${hash}`;
     const running = this.#inFlight.get(id);
-    if (running) return await running;
-    const p = this.#keyed(req, ctx, budget, hash).finally(() => this.#inFlight.delete(id));
-    this.#inFlight.set(id, p);
-    return await p;
+    if (running) {
+      sameRequest(running.fingerprint, fingerprint);
+      return await running.route;
+    }
+    const route = this.#keyed(req, ctx, budget, hash, fingerprint).finally(() => this.#inFlight.delete(id));
+    this.#inFlight.set(id, { fingerprint, route });
+    return await route;
   }
 
-  async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string): Promise<Allocation> {
+  async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string, fingerprint: string): Promise<Allocation> {
     const { engine, ledger, logger } = this.#o;
-    const fingerprint = requestFingerprint(req);
     // Fast path: a GameServer of this cluster already carries the key.
     const local = engine.index.findByAnnotation(IDEMPOTENCY_ANNOTATION, req.namespace, hash);
     if (local && local.state === 'Allocated') {

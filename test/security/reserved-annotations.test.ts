@@ -98,4 +98,24 @@ describe('idempotent repeats', () => {
     assert.equal(rest.status, 422, JSON.stringify(rest.body));
     assert.equal(gw.store.list().filter((g) => g.namespace === 'default' && g.state === 'Allocated').length, 1, 'exactly one GameServer allocated for the key');
   });
+
+  test('calls at once with one key and different requests: none is handed a GameServer of the other request', async (t) => {
+    const certs = devCerts(t);
+    const gw = await startGateway(t, { certs, gameServers: pool() });
+    const client = gw.client();
+    // Many calls at once on two keys, half asking for ranked and half for casual, so some arrive
+    // while the first call of their key is still being routed.
+    const calls = Array.from({ length: 40 }, (_, i) => {
+      const mode = i % 2 === 0 ? 'ranked' : 'casual';
+      return client
+        .allocate({ namespace: 'default', gameServerSelectors: [{ matchLabels: { mode } }] }, { deadline: 5_000, idempotencyKey: `k-${i % 4 < 2 ? 'a' : 'b'}` })
+        .then((r) => ({ mode, got: r.gameServerName }), (e: AllocatorError) => ({ mode, got: e.reason }));
+    });
+    const answers = await Promise.all(calls);
+    for (const a of answers) {
+      if (a.got === 'IDEMPOTENCY_KEY_REUSED') continue;
+      assert.ok(a.got.startsWith(`${a.mode}-`), `a ${a.mode} request was handed ${a.got}`);
+    }
+    assert.ok(answers.some((a) => a.got === 'IDEMPOTENCY_KEY_REUSED'));
+  });
 });

@@ -109,7 +109,7 @@ describe('idempotent repeats', () => {
       const mode = i % 2 === 0 ? 'ranked' : 'casual';
       return client
         .allocate({ namespace: 'default', gameServerSelectors: [{ matchLabels: { mode } }] }, { deadline: 5_000, idempotencyKey: `k-${i % 4 < 2 ? 'a' : 'b'}` })
-        .then((r) => ({ mode, got: r.gameServerName }), (e: AllocatorError) => ({ mode, got: e.reason }));
+        .then((r) => ({ mode, got: String(r.gameServerName) }), (e: AllocatorError) => ({ mode, got: String(e.reason) }));
     });
     const answers = await Promise.all(calls);
     for (const a of answers) {

@@ -3,6 +3,7 @@
 import { FieldProblems, keyPath } from './errors.ts';
 import { labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
 import { LIMITS } from './limits.ts';
+import { setOwn } from './records.ts';
 import type {
   AllocationRequest,
   CounterAction,
@@ -67,7 +68,7 @@ function labelMap(p: FieldProblems, path: string, m: Record<string, string> | un
   for (const [k, v] of boundedMap(p, path, m)) {
     const problem = qualifiedKeyProblem(k) ?? labelValueProblem(v);
     if (problem) p.add(keyPath(path, k), problem);
-    else out[k] = v;
+    else setOwn(out, k, v);
   }
   return out;
 }
@@ -78,7 +79,7 @@ function annotationMap(p: FieldProblems, path: string, m: Record<string, string>
   for (const [k, v] of boundedMap(p, path, m)) {
     const problem = qualifiedKeyProblem(k);
     if (problem) p.add(keyPath(path, k), problem);
-    else out[k] = v;
+    else setOwn(out, k, v);
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
   }
   if (bytes > LIMITS.maxAnnotationBytes) p.add(path, `may not exceed ${LIMITS.maxAnnotationBytes} bytes, got ${bytes}`);
@@ -101,7 +102,7 @@ function selector(p: FieldProblems, path: string, w: WireGameServerSelector, opt
     };
     maxBound(p, at, 'Count', s.minCount, s.maxCount);
     maxBound(p, at, 'Available', s.minAvailable, s.maxAvailable);
-    counters[k] = s;
+    setOwn(counters, k, s);
   }
   const lists: Record<string, ListSelector> = {};
   for (const [k, l] of boundedMap(p, `${path}.lists`, w.lists)) {
@@ -113,7 +114,7 @@ function selector(p: FieldProblems, path: string, w: WireGameServerSelector, opt
     };
     if (s.containsValue.length > LIMITS.maxValueLength) p.add(`${at}.containsValue`, `longer than ${LIMITS.maxValueLength}`);
     maxBound(p, at, 'Available', s.minAvailable, s.maxAvailable);
-    lists[k] = s;
+    setOwn(lists, k, s);
   }
   let players: GameServerSelector['players'] = null;
   if (opts.playerAllocationFilter) {
@@ -207,9 +208,9 @@ export function requestFromWire(w: WireAllocationRequest, opts: DecodeOptions): 
   const priorities = (w.priorities ?? []).slice(0, LIMITS.maxPriorities).map((x, i) => priority(p, `priorities[${i}]`, x));
 
   const counters: Record<string, CounterAction> = {};
-  for (const [k, c] of boundedMap(p, 'counters', w.counters)) counters[k] = counterAction(p, keyPath('counters', k), c);
+  for (const [k, c] of boundedMap(p, 'counters', w.counters)) setOwn(counters, k, counterAction(p, keyPath('counters', k), c));
   const lists: Record<string, ListAction> = {};
-  for (const [k, l] of boundedMap(p, 'lists', w.lists)) lists[k] = listAction(p, keyPath('lists', k), l);
+  for (const [k, l] of boundedMap(p, 'lists', w.lists)) setOwn(lists, k, listAction(p, keyPath('lists', k), l));
 
   // `metadata` wins whenever present, even empty; `metaPatch` is its deprecated twin.
   const patch = w.metadata ? metaPatch(p, 'metadata', w.metadata) : w.metaPatch ? metaPatch(p, 'metaPatch', w.metaPatch) : EMPTY_PATCH;

@@ -1,4 +1,5 @@
 // What allocation does to a GameServer: metadata patch, state, counter and list actions.
+import { own, setOwn } from '../allocation/records.ts';
 import type { AllocationRequest, CounterStatus, GameServer, ListStatus } from '../allocation/types.ts';
 
 /** Annotation Agones stamps on every (re-)allocation. */
@@ -45,13 +46,13 @@ export function applyAllocation(
 ): GameServer {
   const counters: Record<string, CounterStatus> = { ...gs.counters };
   for (const [k, a] of Object.entries(req.counters)) {
-    const c = counters[k];
-    if (c) counters[k] = applyCounter(c, a);
+    const c = own(counters, k);
+    if (c) setOwn(counters, k, applyCounter(c, a));
   }
   const lists: Record<string, ListStatus> = { ...gs.lists };
   for (const [k, a] of Object.entries(req.lists)) {
-    const l = lists[k];
-    if (l) lists[k] = applyList(l, a);
+    const l = own(lists, k);
+    if (l) setOwn(lists, k, applyList(l, a));
   }
   return {
     ...gs,

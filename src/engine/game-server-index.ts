@@ -1,5 +1,6 @@
 // The engine's view of a store's cache, indexed so a pick scans only plausible candidates:
 // per namespace and state, by label, plus per-node counts for Packed ordering.
+import { own } from '../allocation/records.ts';
 import { gameServerKey, type GameServer, type SelectorState } from '../allocation/types.ts';
 import type { StoreListener } from '../cluster/store.ts';
 import type { NodeCounts } from './order.ts';
@@ -127,7 +128,7 @@ export class GameServerIndex implements StoreListener, NodeCounts {
 
   #indexAnnotations(gs: GameServer, key: string, add: boolean): void {
     for (const [annotation, values] of this.#byAnnotation) {
-      const v = gs.annotations[annotation];
+      const v = own(gs.annotations, annotation);
       if (v === undefined) continue;
       const id = `${gs.namespace}\u0000${v}`;
       if (add) values.set(id, key);

@@ -1,8 +1,9 @@
 // Does a GameServer satisfy a selector? (Agones' matching rules, one function per part.)
+import { own } from '../allocation/records.ts';
 import type { GameServer, GameServerSelector } from '../allocation/types.ts';
 
 function labelsMatch(gs: GameServer, want: Readonly<Record<string, string>>): boolean {
-  for (const k in want) if (gs.labels[k] !== want[k]) return false;
+  for (const k in want) if (own(gs.labels, k) !== want[k]) return false;
   return true;
 }
 
@@ -21,14 +22,14 @@ export function matches(gs: GameServer, s: GameServerSelector): boolean {
   }
   for (const k in s.counters) {
     const want = s.counters[k]!;
-    const c = gs.counters[k];
+    const c = own(gs.counters, k);
     if (!c) return false;
     if (!within(c.capacity - c.count, want.minAvailable, want.maxAvailable)) return false;
     if (!within(c.count, want.minCount, want.maxCount)) return false;
   }
   for (const k in s.lists) {
     const want = s.lists[k]!;
-    const l = gs.lists[k];
+    const l = own(gs.lists, k);
     if (!l) return false;
     if (!within(l.capacity - l.values.length, want.minAvailable, want.maxAvailable)) return false;
     if (want.containsValue !== '' && !l.values.includes(want.containsValue)) return false;

@@ -1,4 +1,5 @@
 // Candidate ordering: Packed (fill busy nodes first) and priorities on counter/list room.
+import { own } from '../allocation/records.ts';
 import type { GameServer, Priority } from '../allocation/types.ts';
 
 /** Per-node counts of Allocated and Ready GameServers, across all namespaces. */
@@ -9,10 +10,10 @@ export interface NodeCounts {
 
 function room(gs: GameServer, p: Priority): number | undefined {
   if (p.type === 'Counter') {
-    const c = gs.counters[p.key];
+    const c = own(gs.counters, p.key);
     return c ? c.capacity - c.count : undefined;
   }
-  const l = gs.lists[p.key];
+  const l = own(gs.lists, p.key);
   return l ? l.capacity - l.values.length : undefined;
 }
 

@@ -3,6 +3,7 @@
 // output emits every field (as agones-allocator's grpc-gateway does) with int64 as strings.
 import protobuf from 'protobufjs';
 import { AllocationError, keyPath } from '../allocation/errors.ts';
+import { setOwn } from '../allocation/records.ts';
 import { entryLimit, tooManyEntries } from './request-decoder.ts';
 
 const WRAPPERS = new Set([
@@ -82,7 +83,7 @@ function message(json: unknown, type: protobuf.Type, path: string, depth: number
       if (entries.length > entryLimit(field)) throw tooManyEntries(at, entryLimit(field), String(entries.length));
       for (const [k, v] of entries) {
         if (v === null) bad(keyPath(at, k), 'must not be null');
-        m[k] = value(v, field, keyPath(at, k), depth);
+        setOwn(m, k, value(v, field, keyPath(at, k), depth));
       }
       out[field.name] = m;
     } else if (field.repeated) {

@@ -1,6 +1,7 @@
 // The caller's view of remote capacity: GetCapacity answers cached per target with a short
 // TTL, and, for remotes that do not advertise (agones-allocator: UNIMPLEMENTED), a short
 // negative cache after RESOURCE_EXHAUSTED for the same namespace and selectors.
+import { setOwn } from '../allocation/records.ts';
 import type { AllocationRequest } from '../allocation/types.ts';
 import type { CapacityAnswer, RemoteTarget } from '../remote/remote-client.ts';
 import type { WireNamespaceCapacity, WireStateCounts } from '../remote/gateway-proto.ts';
@@ -38,7 +39,7 @@ function counts(w: WireStateCounts | null | undefined): StateCounts {
 
 function fromWire(w: WireNamespaceCapacity): NamespaceCapacity {
   const fleets: Record<string, StateCounts> = {};
-  for (const [k, v] of Object.entries(w.fleets ?? {})) fleets[k] = counts(v);
+  for (const [k, v] of Object.entries(w.fleets ?? {})) setOwn(fleets, k, counts(v));
   const labels = new Map<string, StateCounts>();
   for (const l of w.labels ?? []) labels.set(`${l.key}\u0000${l.value}`, counts(l.counts));
   return { total: counts(w.total), fleets, labels, labelsComplete: w.labels_complete === true };

@@ -189,3 +189,23 @@ test('ObjectPacker: round trip without managedFields; what a fleet shares is hel
   const bare: GameServerObject = { metadata: { name: 'x', namespace: 'n', resourceVersion: '3' } };
   assert.deepEqual(packer.unpack(packer.pack(bare), toGameServer(bare)), bare);
 });
+
+test('map keys that are JavaScript object properties ("__proto__", "constructor") are ordinary keys both ways', () => {
+  const obj = JSON.parse(`{"apiVersion":"agones.dev/v1","kind":"GameServer","metadata":{"name":"g","namespace":"ns","resourceVersion":"7",
+    "labels":{"constructor":"x"},"annotations":{"toString":"y"}},
+    "status":{"state":"Ready","counters":{"__proto__":{"count":1,"capacity":2},"valueOf":{"count":0,"capacity":1}},
+    "lists":{"__proto__":{"capacity":3,"values":["a"]}}}}`) as GameServerObject;
+  const packer = new ObjectPacker();
+  const gs = toGameServer(obj);
+  assert.deepEqual(Object.keys(gs.counters), ['__proto__', 'valueOf']);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(gs.counters, '__proto__')?.value, { count: 1, capacity: 2 });
+  assert.deepEqual(Object.keys(gs.lists), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(gs.counters), Object.prototype);
+  const back = toGameServerObject(gs, packer.unpack(packer.pack(obj), gs));
+  assert.equal(
+    JSON.stringify(back.status?.counters),
+    '{"__proto__":{"count":1,"capacity":2},"valueOf":{"count":0,"capacity":1}}',
+  );
+  assert.equal(JSON.stringify(back.status?.lists), '{"__proto__":{"capacity":3,"values":["a"]}}');
+  assert.equal(JSON.stringify(back.metadata.labels), '{"constructor":"x"}');
+});

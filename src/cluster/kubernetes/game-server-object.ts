@@ -1,5 +1,6 @@
 // Conversion between the agones.dev/v1 GameServer object and the domain GameServer, both ways.
 // Writing back starts from the stored object, so spec and unknown fields survive a round trip.
+import { mapRecord } from '../../allocation/records.ts';
 import type {
   CounterStatus,
   GameServer,
@@ -130,10 +131,7 @@ function toPlayers(p: { count?: number; capacity?: number }): PlayerStatus {
 }
 
 function mapValues<I, O>(m: Record<string, I> | null | undefined, f: (v: I) => O): Readonly<Record<string, O>> {
-  if (m == null) return EMPTY;
-  const out: Record<string, O> = {};
-  for (const k of Object.keys(m)) out[k] = f(m[k] as I);
-  return out;
+  return m == null ? EMPTY : mapRecord(m, f);
 }
 
 function setMap(meta: ObjectMeta, key: 'labels' | 'annotations', value: Readonly<Record<string, string>>): void {

@@ -3,6 +3,7 @@
 // as precondition, so a concurrent change fails with StoreConflict instead of being overwritten.
 import { KubeConfig } from '@kubernetes/client-node';
 import { AllocationError } from '../../allocation/errors.ts';
+import { own } from '../../allocation/records.ts';
 import { gameServerKey, type GameServer } from '../../allocation/types.ts';
 import { StoreConflict, StoreNotFound, type ClusterStore, type StoreListener } from '../store.ts';
 import {
@@ -419,8 +420,8 @@ function carries(obj: GameServerObject, gs: GameServer): boolean {
   const annotations = obj.metadata.annotations ?? {};
   return (
     obj.status?.state === gs.state &&
-    Object.entries(gs.labels).every(([k, v]) => labels[k] === v) &&
-    Object.entries(gs.annotations).every(([k, v]) => annotations[k] === v)
+    Object.entries(gs.labels).every(([k, v]) => own(labels, k) === v) &&
+    Object.entries(gs.annotations).every(([k, v]) => own(annotations, k) === v)
   );
 }
 

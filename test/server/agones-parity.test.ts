@@ -1,0 +1,78 @@
+// Issue 15: the last differences from agones-allocator, one table per item, each row naming the
+// Agones source file whose behaviour it matches (googleforgames/agones, read for behaviour only).
+// Everything runs through real gateways on 127.0.0.1 with real mTLS.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, describe, test, type TestContext } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { AllocatorError } from '../../src/client/index.ts';
+import { ConfigError, loadConfig } from '../../src/config/load.ts';
+import { allocateMethod } from '../../src/protocol/proto.ts';
+import { devCerts, type TestCerts } from '../helpers/certs.ts';
+import { gameServer as gs } from '../helpers/game-servers.ts';
+import { caught, startGateway } from '../helpers/gateway.ts';
+import { attemptsOf, policy, policyDir } from '../multicluster/fixtures.ts';
+
+const certs: TestCerts = devCerts({ after });
+
+/** A stand-in for agones-allocator that answers every Allocate with one status (no Agones code). */
+async function statusOnlyAllocator(t: TestContext, code: grpc.status, details: string): Promise<string> {
+  const server = new grpc.Server();
+  server.addService({ Allocate: allocateMethod }, { Allocate: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb({ code, details }) });
+  const creds = grpc.ServerCredentials.createSsl(readFileSync(certs.caFile), [{ cert_chain: readFileSync(certs.serverCertFile), private_key: readFileSync(certs.serverKeyFile) }], true);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))));
+  t.after(() => new Promise<void>((r) => server.tryShutdown(() => r())));
+  return `127.0.0.1:${port}`;
+}
+
+describe('item 1: status of "no GameServer" (agones cmd/allocator/main.go: HTTP_UNALLOCATED_STATUS_CODE, default 429; grpcCodeFromHTTPStatus)', () => {
+  const rows: { setting: Record<string, unknown>; env?: Record<string, string>; grpc: string; http: number; restCode: number }[] = [
+    { setting: {}, grpc: 'RESOURCE_EXHAUSTED', http: 429, restCode: 8 },
+    { setting: { unallocatedStatusCode: 429 }, grpc: 'RESOURCE_EXHAUSTED', http: 429, restCode: 8 },
+    { setting: { unallocatedStatusCode: 503 }, grpc: 'UNAVAILABLE', http: 503, restCode: 14 },
+  ];
+  for (const row of rows) {
+    test(`allocation ${JSON.stringify(row.setting)} → gRPC ${row.grpc}, REST ${row.http}, reason NO_GAME_SERVER on both doors`, async (t) => {
+      const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a', state: 'Allocated' })], config: { allocation: row.setting } });
+      const err = await caught<AllocatorError>(gw.client().allocate({ namespace: 'default' }, { deadline: 5_000 }));
+      assert.equal(err.codeName, row.grpc);
+      assert.equal(err.errorInfo?.reason, 'NO_GAME_SERVER');
+      assert.equal(err.message.includes('there is no available GameServer to allocate'), true);
+      const rest = await gw.rest({ namespace: 'default' });
+      assert.equal(rest.status, row.http);
+      assert.equal(rest.body.code, row.restCode);
+      assert.equal(rest.body.details[0].reason, 'NO_GAME_SERVER');
+    });
+  }
+
+  test('agones-allocator\'s own variable HTTP_UNALLOCATED_STATUS_CODE is honoured; GATEWAY_* overrides it; only 429 and 503 are accepted', () => {
+    const env = (e: Record<string, string>) => ({ GATEWAY_TLS__CERT_FILE: 'c', GATEWAY_TLS__KEY_FILE: 'k', GATEWAY_TLS__CLIENT_CA_DIR: 'd', GATEWAY_CLUSTER__KIND: 'memory', GATEWAY_CLUSTER__FLEET_FILE: 'f', ...e });
+    assert.equal(loadConfig([], env({})).allocation.unallocatedStatusCode, 429);
+    assert.equal(loadConfig([], env({ HTTP_UNALLOCATED_STATUS_CODE: '503' })).allocation.unallocatedStatusCode, 503);
+    assert.equal(loadConfig([], env({ HTTP_UNALLOCATED_STATUS_CODE: '503', GATEWAY_ALLOCATION__UNALLOCATED_STATUS_CODE: '429' })).allocation.unallocatedStatusCode, 429);
+    assert.throws(() => loadConfig([], env({ HTTP_UNALLOCATED_STATUS_CODE: '500' })), (e: Error) => e instanceof ConfigError && /allocation\.unallocatedStatusCode/.test(e.message));
+  });
+
+  // A remote agones-allocator set to 503 says "no GameServer" as UNAVAILABLE with its fixed message
+  // (pkg/allocation/converters/converter.go, convertStateV1ToError): that is a full cluster, not a failure.
+  const remoteRows: { name: string; code: grpc.status; details: string; front: Record<string, unknown>; grpc: string; reason: string; outcome: string }[] = [
+    { name: 'UNAVAILABLE "no GameServer" (remote set to 503), front default', code: grpc.status.UNAVAILABLE, details: 'there is no available GameServer to allocate', front: {}, grpc: 'RESOURCE_EXHAUSTED', reason: 'NO_GAME_SERVER', outcome: 'no-capacity' },
+    { name: 'UNAVAILABLE "no GameServer" (remote set to 503), front set to 503', code: grpc.status.UNAVAILABLE, details: 'there is no available GameServer to allocate', front: { unallocatedStatusCode: 503 }, grpc: 'UNAVAILABLE', reason: 'NO_GAME_SERVER', outcome: 'no-capacity' },
+    { name: 'RESOURCE_EXHAUSTED (remote default), front set to 503', code: grpc.status.RESOURCE_EXHAUSTED, details: 'there is no available GameServer to allocate', front: { unallocatedStatusCode: 503 }, grpc: 'UNAVAILABLE', reason: 'NO_GAME_SERVER', outcome: 'no-capacity' },
+    { name: 'UNAVAILABLE for any other reason is still a failure', code: grpc.status.UNAVAILABLE, details: 'connection reset', front: { unallocatedStatusCode: 503 }, grpc: 'UNAVAILABLE', reason: 'ALL_TARGETS_FAILED', outcome: 'ambiguous' },
+  ];
+  for (const row of remoteRows) {
+    test(`reading a remote: ${row.name} → ${row.reason}`, async (t) => {
+      const remote = await statusOnlyAllocator(t, row.code, row.details);
+      const dir = policyDir(t, certs, [policy('remote', { priority: 1, endpoints: [remote] })]);
+      const gw = await startGateway(t, {
+        certs,
+        config: { allocation: row.front, multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir } },
+      });
+      const err = await caught<AllocatorError>(gw.client().allocate({ namespace: 'default', multiClusterSetting: { enabled: true } }, { deadline: 5_000 }));
+      assert.equal(err.errorInfo?.reason, row.reason, err.message);
+      assert.equal(err.codeName, row.grpc);
+      assert.deepEqual(attemptsOf(err).map((a) => a.outcome), [row.outcome]);
+    });
+  }
+});

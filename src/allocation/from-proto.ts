@@ -1,7 +1,7 @@
 // Wire request → validated domain request, with Agones' defaults and selector resolution.
 // Every problem is reported by field path in one INVALID_FIELD error.
 import { FieldProblems, keyPath } from './errors.ts';
-import { labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
+import { annotationKeyProblem, labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
 import { LIMITS } from './limits.ts';
 import { setOwn } from './records.ts';
 import type {
@@ -77,7 +77,7 @@ function annotationMap(p: FieldProblems, path: string, m: Record<string, string>
   const out: Record<string, string> = {};
   let bytes = 0;
   for (const [k, v] of boundedMap(p, path, m)) {
-    const problem = qualifiedKeyProblem(k);
+    const problem = annotationKeyProblem(k);
     if (problem) p.add(keyPath(path, k), problem);
     else setOwn(out, k, v);
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);

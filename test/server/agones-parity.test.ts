@@ -76,3 +76,46 @@ describe('item 1: status of "no GameServer" (agones cmd/allocator/main.go: HTTP_
     });
   }
 });
+
+describe('item 3: metadata keys and values follow Kubernetes\' own rules per kind (agones pkg/apis/allocation/v1/gameserverallocation.go MetaPatch.Validate → apimachinery ValidateLabels / ValidateAnnotations)', () => {
+  const long = (n: number) => 'a'.repeat(n);
+  const rows: { what: string; metadata: { labels?: Record<string, string>; annotations?: Record<string, string> }; ok: boolean }[] = [
+    { what: 'annotation key with upper-case prefix and name (lowercased before the check)', metadata: { annotations: { 'Example.com/matchId': 'm-1' } }, ok: true },
+    { what: 'annotation key all upper case', metadata: { annotations: { 'EXAMPLE.COM/LOBBY': 'x' } }, ok: true },
+    { what: 'annotation key with KELVIN SIGN (Go lowercases it to "k")', metadata: { annotations: { '\u212Aey': 'x' } }, ok: true },
+    { what: 'annotation key with DOTTED CAPITAL I (Go lowercases it to "i")', metadata: { annotations: { '\u0130d': 'x' } }, ok: true },
+    { what: 'annotation value: any text', metadata: { annotations: { note: 'any text: spaces, ünïcode, {"json": 1}' } }, ok: true },
+    { what: 'annotation key with an empty prefix', metadata: { annotations: { '/x': 'v' } }, ok: false },
+    { what: 'annotation key with two slashes', metadata: { annotations: { 'a/b/c': 'v' } }, ok: false },
+    { what: 'annotation key name starting with "-"', metadata: { annotations: { '-x': 'v' } }, ok: false },
+    { what: 'annotation key name of 64 characters', metadata: { annotations: { [long(64)]: 'v' } }, ok: false },
+    { what: 'annotation key with a prefix that is no DNS subdomain even lowercased', metadata: { annotations: { 'ex_ample.com/x': 'v' } }, ok: false },
+    { what: 'label key with upper-case name', metadata: { labels: { MatchId: 'm-1' } }, ok: true },
+    { what: 'label key with upper-case prefix (labels are not lowercased)', metadata: { labels: { 'Example.com/matchId': 'm-1' } }, ok: false },
+    { what: 'label value empty', metadata: { labels: { k: '' } }, ok: true },
+    { what: 'label value with a space', metadata: { labels: { k: 'a b' } }, ok: false },
+    { what: 'label value of 64 characters', metadata: { labels: { k: long(64) } }, ok: false },
+  ];
+  for (const row of rows) {
+    test(`${row.what} → ${row.ok ? 'allocated, written as given' : 'INVALID_ARGUMENT naming the key'}`, async (t) => {
+      const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a' }), gs({ name: 'b' })] });
+      const viaGrpc = await gw.client().allocate({ namespace: 'default', metadata: row.metadata }, { deadline: 5_000 }).catch((e: unknown) => e);
+      const viaRest = await gw.rest({ namespace: 'default', metadata: row.metadata });
+      if (row.ok) {
+        assert.ok(!(viaGrpc instanceof Error), String(viaGrpc));
+        assert.equal(viaRest.status, 200, JSON.stringify(viaRest.body));
+        const [k, v] = Object.entries(row.metadata.labels ?? row.metadata.annotations ?? {})[0]!;
+        for (const name of ['a', 'b']) {
+          const stored = gw.store.get('default', name)!;
+          assert.equal((row.metadata.labels ? stored.labels : stored.annotations)[k], v);
+        }
+      } else {
+        assert.ok(viaGrpc instanceof AllocatorError);
+        assert.equal(viaGrpc.codeName, 'INVALID_ARGUMENT');
+        assert.match(viaGrpc.message, /INVALID_ARGUMENT: metadata\.(labels|annotations)\[/);
+        assert.equal(viaRest.status, 400);
+        assert.ok(gw.store.list().every((g) => g.state === 'Ready'));
+      }
+    });
+  }
+});

@@ -216,7 +216,8 @@ export function requestFromWire(w: WireAllocationRequest, opts: DecodeOptions): 
   const patch = w.metadata ? metaPatch(p, 'metadata', w.metadata) : w.metaPatch ? metaPatch(p, 'metaPatch', w.metaPatch) : EMPTY_PATCH;
 
   const mcs = w.multiClusterSetting;
-  const policySelector = labelMap(p, 'multiClusterSetting.policySelector.matchLabels', mcs?.policySelector?.matchLabels);
+  // Agones parses the policy selector only for a multi-cluster allocation (allocator.go); otherwise it is unused.
+  const policySelector = mcs?.enabled === true ? labelMap(p, 'multiClusterSetting.policySelector.matchLabels', mcs.policySelector?.matchLabels) : EMPTY_SELECTOR;
 
   const scheduling = w.scheduling === 'Distributed' || w.scheduling === 1 ? 'Distributed' : 'Packed';
   p.throwIfAny();
@@ -232,4 +233,5 @@ export function requestFromWire(w: WireAllocationRequest, opts: DecodeOptions): 
   };
 }
 
+const EMPTY_SELECTOR: Readonly<Record<string, string>> = Object.freeze({});
 const EMPTY_PATCH: MetaPatch = Object.freeze({ labels: Object.freeze({}), annotations: Object.freeze({}) });

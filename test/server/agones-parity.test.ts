@@ -119,3 +119,28 @@ describe('item 3: metadata keys and values follow Kubernetes\' own rules per kin
     });
   }
 });
+
+describe('item 4: policySelector is read only for multi-cluster allocations (agones pkg/gameserverallocations/allocator.go: applyMultiClusterAllocation alone converts it)', () => {
+  const bad = { matchLabels: { 'Bad Key': 'x' } };
+  const rows: { enabled: boolean; expect: string }[] = [
+    { enabled: false, expect: 'allocated locally, the selector ignored' },
+    { enabled: true, expect: 'INVALID_ARGUMENT naming multiClusterSetting.policySelector' },
+  ];
+  for (const row of rows) {
+    test(`invalid policySelector, multiClusterSetting.enabled ${row.enabled} → ${row.expect}`, async (t) => {
+      const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a' })] });
+      const request = { namespace: 'default', multiClusterSetting: { enabled: row.enabled, policySelector: bad } };
+      const viaGrpc = await gw.client().allocate(request, { deadline: 5_000 }).catch((e: unknown) => e);
+      const viaRest = await gw.rest(request);
+      if (!row.enabled) {
+        assert.ok(!(viaGrpc instanceof Error), String(viaGrpc));
+        assert.equal(viaRest.status, 429, JSON.stringify(viaRest.body)); // the only GameServer went to the gRPC call
+      } else {
+        assert.ok(viaGrpc instanceof AllocatorError);
+        assert.equal(viaGrpc.codeName, 'INVALID_ARGUMENT');
+        assert.match(viaGrpc.message, /multiClusterSetting\.policySelector\.matchLabels\["Bad Key"\]/);
+        assert.equal(viaRest.status, 400);
+      }
+    });
+  }
+});

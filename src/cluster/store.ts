@@ -21,6 +21,21 @@ export class StoreNotFound extends Error {
   override readonly name = 'StoreNotFound';
 }
 
+/**
+ * Thrown by update() when the backing service refused the write itself (the API server's 400, 403,
+ * 422…: validation, admission, RBAC). The write was not applied, so another candidate may be tried.
+ */
+export class StoreRejected extends Error {
+  override readonly name = 'StoreRejected';
+  /** HTTP status of the refusal. */
+  readonly status: number;
+
+  constructor(status: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
 /** Where GameServers live. Reads come from a local cache; only update() does I/O. */
 export interface ClusterStore {
   /** Replays the current cache to the listener, then streams changes; returns an unsubscribe. */

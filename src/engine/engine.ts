@@ -2,7 +2,7 @@
 // optimistic-concurrency precondition, move on to the next candidate on conflict.
 import { AllocationError } from '../allocation/errors.ts';
 import { gameServerKey, type Allocation, type AllocationRequest, type GameServer, type GameServerSelector } from '../allocation/types.ts';
-import { StoreConflict, StoreNotFound, type ClusterStore } from '../cluster/store.ts';
+import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore } from '../cluster/store.ts';
 import { applyAllocation } from './actions.ts';
 import { GameServerIndex, type NodeRun } from './game-server-index.ts';
 import { matches } from './match.ts';
@@ -58,6 +58,13 @@ export function abortError(signal: AbortSignal): AllocationError {
   return timedOut
     ? new AllocationError('DEADLINE_EXCEEDED', 'the caller\'s deadline passed before a GameServer was allocated')
     : new AllocationError('CANCELLED', 'the caller cancelled the request');
+}
+
+/** Agones answers UNKNOWN "could not update the selected GameServer" when its update retries run out. */
+function updateRejected(err: StoreRejected): AllocationError {
+  return new AllocationError('UPDATE_REJECTED', `could not update the selected GameServer (the API server refused the write with HTTP ${err.status})`, {
+    metadata: { status: String(err.status) },
+  });
 }
 
 function firstUsable(run: NodeRun, usable: (gs: GameServer) => boolean): GameServer | undefined {
@@ -182,10 +189,12 @@ export class Engine {
   async allocate(req: AllocationRequest, ctx: AllocateContext): Promise<Allocation> {
     if (!this.#store.synced) throw new AllocationError('NOT_READY', 'the local cluster cache has not synced yet');
     const tried = new Map<string, string>();
+    let rejected: StoreRejected | null = null;
     for (let attempt = 0; attempt < this.#opts.maxWriteAttempts; attempt++) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       const gs = this.pick(req, tried);
       if (!gs) {
+        if (rejected) throw updateRejected(rejected);
         throw new AllocationError('NO_GAME_SERVER', 'there is no available GameServer to allocate', {
           metadata: { namespace: req.namespace },
         });
@@ -207,11 +216,18 @@ export class Engine {
           this.#opts.logger.debug({ gameServer: key, attempt }, 'allocation write conflicted; trying the next candidate');
           continue;
         }
+        if (err instanceof StoreRejected) {
+          // not applied: the next candidate may take it (Agones retries too); the API server's words go to the log only
+          this.#opts.logger.warn({ gameServer: key, attempt, status: err.status, err: err.message }, 'the API server refused the allocation write; trying the next candidate');
+          rejected = err;
+          continue;
+        }
         throw err;
       } finally {
         this.#inFlight.delete(key);
       }
     }
+    if (rejected) throw updateRejected(rejected);
     throw new AllocationError('CONTENTION', 'too many concurrent allocations competed for the same GameServers; retry');
   }
 

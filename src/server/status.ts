@@ -25,6 +25,7 @@ const CODES = {
   PERMISSION_DENIED: [status.PERMISSION_DENIED, 403],
   UNAUTHENTICATED: [status.UNAUTHENTICATED, 401],
   IDEMPOTENCY_CONFLICT: [status.ALREADY_EXISTS, 409],
+  UPDATE_REJECTED: [status.UNKNOWN, 500], // as agones-allocator answers "could not update the selected GameServer"
   INTERNAL: [status.INTERNAL, 500],
 } as const satisfies Record<Reason, readonly [grpc.status, number]>;
 

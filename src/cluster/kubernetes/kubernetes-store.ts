@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { AllocationError } from '../../allocation/errors.ts';
 import { own } from '../../allocation/records.ts';
 import { gameServerKey, type GameServer } from '../../allocation/types.ts';
-import { StoreConflict, StoreNotFound, type ClusterStore, type StoreListener } from '../store.ts';
+import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore, type StoreListener } from '../store.ts';
 import {
   compareResourceVersions,
   toGameServer,
@@ -188,6 +188,8 @@ export class KubernetesStore implements ClusterStore {
         // overloaded, starting or failing API server: callers should retry, it is not a gateway bug
         if (res.status === 429 || res.status === 503) throw this.#unavailable(key, `HTTP ${res.status}`, false, err);
         if (res.status >= 500) return await this.#settle(next, entry, path, signal, this.#unavailable(key, `HTTP ${res.status}`, true, err));
+        // any other 4xx: refused outright (invalid object, webhook, RBAC), so certainly not applied
+        if (res.status >= 400) throw new StoreRejected(res.status, `update GameServer ${key}: HTTP ${res.status} ${s.reason}: ${s.message}`, { cause: err });
         throw err;
       }
     }

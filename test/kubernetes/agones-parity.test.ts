@@ -1,0 +1,62 @@
+// Issue 15 on a real kube-apiserver: what Agones does when a GameServer write is refused, as the
+// API server really refuses it. Each case cites the Agones source file whose behaviour it matches.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startControlPlane, type ControlPlane } from '../cluster/control-plane.ts';
+import { devCerts } from '../helpers/certs.ts';
+import { outcome, skipReason, startLocalGateway, until, type LocalGateway } from './fixtures.ts';
+
+let cp: ControlPlane;
+let gw: LocalGateway;
+const NS = 'parity';
+const certs = devCerts({ after });
+const cleanups: (() => Promise<void> | void)[] = [];
+const owner = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+
+before(async () => {
+  if (skipReason) return;
+  cp = await startControlPlane();
+  await cp.createNamespace(NS);
+  gw = await startLocalGateway(owner, certs, { cluster: { kind: 'kubernetes', kubeconfig: cp.kubeconfigPath, namespaces: [NS] } });
+});
+after(async () => {
+  await Promise.all(cleanups.map((f) => f()));
+  await cp?.stop();
+});
+
+/** Annotations that, with the request's, pass the 256 KiB total the API server allows (ValidateAnnotations). */
+const bulky = { 'example.com/blob': 'x'.repeat(200 * 1024) };
+const request = (fleet: string) => ({
+  namespace: NS,
+  gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': fleet } }],
+  metadata: { annotations: { 'example.com/notes': 'y'.repeat(100 * 1024) } },
+});
+
+describe('item 6: a write the API server refuses (agones pkg/gameserverallocations/allocator.go: any update error → retry → ErrGameServerUpdateConflict, UNKNOWN)', { skip: skipReason }, () => {
+  test('422 on the first candidate → the next candidate is allocated; the refused one is untouched', async () => {
+    // Packed takes names in order: "a-bulky" comes first, and its write is refused (annotations over 256 KiB).
+    await cp.createGameServer(NS, { name: 'a-bulky', labels: { 'agones.dev/fleet': 'two' }, annotations: bulky, nodeName: 'n1' });
+    await cp.createGameServer(NS, { name: 'b-slim', labels: { 'agones.dev/fleet': 'two' }, nodeName: 'n1' });
+    await until('both cached', async () => gw.gateway.engine.index.get(NS, 'a-bulky') !== undefined && gw.gateway.engine.index.get(NS, 'b-slim') !== undefined);
+    const r = await gw.allocate(request('two'));
+    assert.deepEqual(r, { ok: 'b-slim' });
+    assert.equal((await cp.getGameServer(NS, 'a-bulky')).status.state, 'Ready');
+    assert.equal((await cp.getGameServer(NS, 'b-slim')).status.state, 'Allocated');
+    assert.ok(gw.logs.some((l) => l.msg === 'the API server refused the allocation write; trying the next candidate' && l.status === 422));
+  });
+
+  test('422 on the only candidate → UNKNOWN, reason UPDATE_REJECTED, "could not update the selected GameServer", no API-server text', async () => {
+    await cp.createGameServer(NS, { name: 'only-bulky', labels: { 'agones.dev/fleet': 'one' }, annotations: bulky, nodeName: 'n1' });
+    await until('cached', async () => gw.gateway.engine.index.get(NS, 'only-bulky') !== undefined);
+    const r = await gw.allocate(request('one'));
+    assert.ok('code' in r, JSON.stringify(r));
+    assert.equal(r.code, 'UNKNOWN');
+    assert.equal(r.reason, 'UPDATE_REJECTED');
+    assert.match(r.message, /could not update the selected GameServer \(the API server refused the write with HTTP 422\)/);
+    assert.doesNotMatch(r.message, /metadata\.annotations|Too long|256/);
+    assert.equal((await cp.getGameServer(NS, 'only-bulky')).status.state, 'Ready');
+    // the caller may retry at once: nothing is left in flight
+    const again = await outcome(gw.client().allocate(request('one'), { deadline: 10_000 }));
+    assert.ok('code' in again && again.reason === 'UPDATE_REJECTED');
+  });
+});

@@ -4,6 +4,7 @@ import { AllocationError } from '../allocation/errors.ts';
 import { gameServerKey, type Allocation, type AllocationRequest, type GameServer, type GameServerSelector } from '../allocation/types.ts';
 import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore } from '../cluster/store.ts';
 import { applyAllocation } from './actions.ts';
+import { lastAllocatedNow } from './clock.ts';
 import { GameServerIndex, type NodeRun } from './game-server-index.ts';
 import { matches } from './match.ts';
 import { compareDistributed, comparePacked } from './order.ts';
@@ -24,7 +25,8 @@ export interface EngineOptions {
   /** Annotation keys the index can look up by value (the idempotency key). */
   readonly indexedAnnotations: readonly string[];
   readonly logger: EngineLogger;
-  readonly now?: () => Date;
+  /** The agones.dev/last-allocated stamp (default: now, RFC 3339 with nanoseconds as Agones writes it). */
+  readonly now?: () => string;
 }
 
 /** What the caller's call context gives the engine. */
@@ -114,13 +116,13 @@ export class Engine {
   readonly #store: ClusterStore;
   readonly #opts: EngineOptions;
   readonly #inFlight = new Set<string>();
-  readonly #now: () => Date;
+  readonly #now: () => string;
   #unsubscribe: (() => void) | null = null;
 
   constructor(store: ClusterStore, opts: EngineOptions) {
     this.#store = store;
     this.#opts = opts;
-    this.#now = opts.now ?? (() => new Date());
+    this.#now = opts.now ?? lastAllocatedNow;
     this.index = new GameServerIndex(opts.indexedAnnotations);
   }
 

@@ -144,3 +144,70 @@ describe('item 4: policySelector is read only for multi-cluster allocations (ago
     });
   }
 });
+
+describe('item 7: counter and list actions in Agones\' order, and agones.dev/last-allocated to the nanosecond', () => {
+  type Counter = { count: number; capacity: number };
+  type List = { capacity: number; values: string[] };
+  // agones pkg/apis/allocation/v1/gameserverallocation.go (CounterAction.CounterActions) and
+  // pkg/apis/agones/v1/gameserver.go (UpdateCounterCapacity, then UpdateCount: > capacity, then < 0).
+  const counterRows: { what: string; stored: Counter; action: Record<string, unknown>; expect: Counter }[] = [
+    { what: 'count above capacity, Decrement: subtract first, then cut to capacity', stored: { count: 10, capacity: 5 }, action: { action: 'Decrement', amount: '2' }, expect: { count: 5, capacity: 5 } },
+    { what: 'count above capacity, empty action: untouched', stored: { count: 10, capacity: 5 }, action: {}, expect: { count: 10, capacity: 5 } },
+    { what: 'count above capacity, Increment: cut to capacity', stored: { count: 10, capacity: 5 }, action: { action: 'Increment', amount: '1' }, expect: { count: 5, capacity: 5 } },
+    { what: 'new capacity below the count cuts it first', stored: { count: 10, capacity: 5 }, action: { capacity: '8' }, expect: { count: 8, capacity: 8 } },
+    { what: 'new capacity above the count, then Decrement', stored: { count: 10, capacity: 5 }, action: { capacity: '20', action: 'Decrement', amount: '3' }, expect: { count: 7, capacity: 20 } },
+    { what: 'Decrement below zero stops at 0', stored: { count: 2, capacity: 5 }, action: { action: 'Decrement', amount: '5' }, expect: { count: 0, capacity: 5 } },
+  ];
+  // agones pkg/apis/allocation/v1/gameserverallocation.go (ListAction.ListActions) and
+  // pkg/apis/agones/v1/gameserver.go (UpdateListCapacity → truncateList; AppendListValues →
+  // MergeRemoveDuplicates, truncateList; DeleteListValues → deleteValues).
+  const listRows: { what: string; stored: List; action: Record<string, unknown>; expect: string[]; capacity?: number }[] = [
+    { what: 'values above capacity, empty action: untouched', stored: { capacity: 2, values: ['a', 'b', 'c'] }, action: {}, expect: ['a', 'b', 'c'] },
+    { what: 'duplicates already in the list are merged away when values are added', stored: { capacity: 10, values: ['a', 'a', 'b'] }, action: { addValues: ['c', 'c'] }, expect: ['a', 'b', 'c'] },
+    { what: 'duplicates already in the list stay when only deleting', stored: { capacity: 10, values: ['a', 'a', 'b'] }, action: { deleteValues: ['b'] }, expect: ['a', 'a'] },
+    { what: 'deleting removes every occurrence', stored: { capacity: 10, values: ['a', 'b', 'a'] }, action: { deleteValues: ['a'] }, expect: ['b'] },
+    { what: 'values above capacity, additions: merged then truncated', stored: { capacity: 2, values: ['a', 'b', 'c'] }, action: { addValues: ['d'] }, expect: ['a', 'b'] },
+    { what: 'new capacity truncates before deletions', stored: { capacity: 10, values: ['a', 'b', 'c', 'd'] }, action: { capacity: '2', deleteValues: ['a'] }, expect: ['b'], capacity: 2 },
+  ];
+  const wrap = (a: Record<string, unknown>) => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, k === 'addValues' || k === 'deleteValues' ? v : { value: v }]));
+  for (const row of counterRows) {
+    test(`counter: ${row.what} → ${row.expect.count}/${row.expect.capacity}`, async (t) => {
+      const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a', counters: { c: row.stored } }), gs({ name: 'b', counters: { c: row.stored } })] });
+      const viaGrpc = await gw.client().allocate({ namespace: 'default', counters: { c: wrap(row.action) } }, { deadline: 5_000 });
+      const viaRest = await gw.rest({ namespace: 'default', counters: { c: row.action } });
+      assert.equal(viaRest.status, 200, JSON.stringify(viaRest.body));
+      assert.deepEqual(viaGrpc.counters['c'], { count: { value: String(row.expect.count) }, capacity: { value: String(row.expect.capacity) } });
+      assert.deepEqual(viaRest.body.counters.c, { count: String(row.expect.count), capacity: String(row.expect.capacity) });
+      for (const name of ['a', 'b']) assert.deepEqual(gw.store.get('default', name)!.counters['c'], row.expect);
+    });
+  }
+  for (const row of listRows) {
+    test(`list: ${row.what} → ${JSON.stringify(row.expect)}`, async (t) => {
+      const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a', lists: { l: row.stored } }), gs({ name: 'b', lists: { l: row.stored } })] });
+      const viaGrpc = await gw.client().allocate({ namespace: 'default', lists: { l: wrap(row.action) } }, { deadline: 5_000 });
+      const viaRest = await gw.rest({ namespace: 'default', lists: { l: row.action } });
+      assert.equal(viaRest.status, 200, JSON.stringify(viaRest.body));
+      assert.deepEqual(viaGrpc.lists['l']?.values, row.expect);
+      assert.deepEqual(viaRest.body.lists.l.values, row.expect);
+      for (const name of ['a', 'b']) assert.deepEqual(gw.store.get('default', name)!.lists['l'], { capacity: row.capacity ?? row.stored.capacity, values: row.expect });
+    });
+  }
+
+  // agones pkg/gameserverallocations/allocator.go: time.Now().MarshalText() = RFC 3339 with nanoseconds, trailing zeros dropped.
+  test('agones.dev/last-allocated: RFC 3339 with up to nine fractional digits, no trailing zero, the wall-clock time, distinct per allocation', async (t) => {
+    const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a', state: 'Allocated' })] });
+    const stamps: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const before = Date.now();
+      const r = await gw.client().allocate({ namespace: 'default', gameServerSelectors: [{ gameServerState: 'ALLOCATED' }] }, { deadline: 5_000 });
+      const after = Date.now();
+      const stamp = r.metadata!.annotations['agones.dev/last-allocated']!;
+      assert.match(stamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z$/);
+      const ms = Date.parse(stamp.replace(/(\.\d{3})\d*/, '$1'));
+      assert.ok(ms >= before - 2 && ms <= after + 2, `${stamp} not within [${new Date(before).toISOString()}, ${new Date(after).toISOString()}]`);
+      stamps.push(stamp);
+    }
+    assert.equal(new Set(stamps).size, stamps.length, 'every re-allocation has its own stamp');
+    assert.ok(stamps.some((s) => /\.\d{4,9}Z$/.test(s)), `sub-millisecond digits: ${stamps.join(' ')}`);
+  });
+});

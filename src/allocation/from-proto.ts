@@ -2,6 +2,7 @@
 // Every problem is reported by field path in one INVALID_FIELD error.
 import { FieldProblems, keyPath } from './errors.ts';
 import { annotationKeyProblem, labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
+import { INT64_MAX, INT64_MIN, parseInt64, type Int64 } from './int64.ts';
 import { LIMITS } from './limits.ts';
 import { setOwn } from './records.ts';
 import type {
@@ -32,24 +33,24 @@ export interface DecodeOptions {
 
 const COUNTER_ACTIONS = new Set(['Increment', 'Decrement']);
 
-/** Parses an int64 carried as string or number; reports values JS cannot hold exactly. */
-function int64(p: FieldProblems, path: string, raw: string | number | undefined | null): number {
+/** Parses an int64 carried as a decimal string (proto-loader's longs) or a number, exactly. */
+function int64(p: FieldProblems, path: string, raw: string | number | undefined | null): Int64 {
   if (raw === undefined || raw === null || raw === '') return 0;
-  const n = typeof raw === 'number' ? raw : Number(raw);
-  if (!Number.isSafeInteger(n)) {
-    p.add(path, `must be an integer between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}`);
+  const n = parseInt64(raw);
+  if (n === null) {
+    p.add(path, `must be an integer between ${INT64_MIN} and ${INT64_MAX}`);
     return 0;
   }
   return n;
 }
 
-function nonNegative(p: FieldProblems, path: string, raw: string | number | undefined | null): number {
+function nonNegative(p: FieldProblems, path: string, raw: string | number | undefined | null): Int64 {
   const n = int64(p, path, raw);
   if (n < 0) p.add(path, 'must be greater than or equal to 0');
   return n;
 }
 
-function wrapped(p: FieldProblems, path: string, w: WireInt64Value | null | undefined): number | null {
+function wrapped(p: FieldProblems, path: string, w: WireInt64Value | null | undefined): Int64 | null {
   if (w === null || w === undefined) return null;
   return nonNegative(p, path, w.value);
 }
@@ -86,7 +87,7 @@ function annotationMap(p: FieldProblems, path: string, m: Record<string, string>
   return out;
 }
 
-function maxBound(p: FieldProblems, path: string, what: string, min: number, max: number): void {
+function maxBound(p: FieldProblems, path: string, what: string, min: Int64, max: Int64): void {
   if (max !== 0 && max < min) p.add(`${path}.max${what}`, `must be zero or greater than min${what} ${min}`);
 }
 

@@ -1,4 +1,5 @@
 // Domain → wire: the response to callers, and the request forwarded to a remote allocator.
+import { parseInt64, type Int64 } from './int64.ts';
 import { mapRecord } from './records.ts';
 import type { Allocation, AllocationRequest, GameServerSelector } from './types.ts';
 import type { WireAllocationRequest, WireAllocationResponse, WireGameServerSelector } from './wire.ts';
@@ -80,7 +81,7 @@ export function forwardedRequestToWire(r: AllocationRequest, remoteNamespace: st
 
 /** Reads a remote allocator's response into the domain, with source set to the endpoint dialled. */
 export function responseFromWire(w: WireAllocationResponse, namespace: string, source: string): Allocation {
-  const num = (v: { value: string | number } | null | undefined): number => Number(v?.value ?? 0);
+  const num = (v: { value: string | number } | null | undefined): Int64 => parseInt64(v?.value ?? 0) ?? 0;
   return {
     gameServerName: w.gameServerName,
     namespace,

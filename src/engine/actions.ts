@@ -1,4 +1,5 @@
 // What allocation does to a GameServer: metadata patch, state, counter and list actions.
+import { add, sub } from '../allocation/int64.ts';
 import { own, setOwn } from '../allocation/records.ts';
 import type { AllocationRequest, CounterStatus, GameServer, ListStatus } from '../allocation/types.ts';
 
@@ -17,7 +18,7 @@ function applyCounter(c: CounterStatus, a: AllocationRequest['counters'][string]
     if (count > capacity) count = capacity;
   }
   if (a.action !== null && a.amount !== null) {
-    count = a.action === 'Increment' ? count + a.amount : count - a.amount;
+    count = a.action === 'Increment' ? add(count, a.amount) : sub(count, a.amount);
     if (count > capacity) count = capacity;
     if (count < 0) count = 0;
   }
@@ -33,11 +34,11 @@ function applyList(l: ListStatus, a: AllocationRequest['lists'][string]): ListSt
   let { capacity, values } = l;
   if (a.capacity !== null) {
     capacity = a.capacity;
-    if (values.length > capacity) values = values.slice(0, capacity);
+    if (values.length > capacity) values = values.slice(0, Number(capacity));
   }
   if (a.addValues.length > 0) {
     values = [...new Set([...values, ...a.addValues])];
-    if (values.length > capacity) values = values.slice(0, capacity);
+    if (values.length > capacity) values = values.slice(0, Number(capacity));
   }
   if (a.deleteValues.length > 0) {
     const removed = new Set(a.deleteValues);

@@ -49,7 +49,7 @@ const targetKey = (t: RemoteTarget): string => t.endpoints.join(',');
 
 /** The selectors part of a request, as a cache key. */
 export function selectorsKey(req: AllocationRequest): string {
-  return JSON.stringify(req.selectors);
+  return JSON.stringify(req.selectors, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
 }
 
 export class CapacityCache {

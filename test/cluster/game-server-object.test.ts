@@ -7,6 +7,7 @@ import {
   toGameServerObject,
   type GameServerObject,
 } from '../../src/cluster/kubernetes/game-server-object.ts';
+import { parseExact, stringifyExact } from '../../src/allocation/exact-json.ts';
 import { ObjectPacker } from '../../src/cluster/kubernetes/packed-object.ts';
 import { TokenBucket } from '../../src/cluster/kubernetes/token-bucket.ts';
 
@@ -208,4 +209,21 @@ test('map keys that are JavaScript object properties ("__proto__", "constructor"
   );
   assert.equal(JSON.stringify(back.status?.lists), '{"__proto__":{"capacity":3,"values":["a"]}}');
   assert.equal(JSON.stringify(back.metadata.labels), '{"constructor":"x"}');
+});
+
+test('int64 beyond 2^53 is read exactly from the API server\'s JSON and written back digit for digit, changed or not', () => {
+  const text = `{"apiVersion":"agones.dev/v1","kind":"GameServer","metadata":{"name":"g","namespace":"ns","resourceVersion":"7"},
+    "spec":{"future":{"big":12345678901234567891}},
+    "status":{"state":"Ready","counters":{"a":{"count":9007199254740993,"capacity":9223372036854775807},"b":{"count":1,"capacity":2}},
+    "players":{"count":9007199254740995,"capacity":9223372036854775807,"ids":[]}}}`;
+  const obj = parseExact(text) as GameServerObject;
+  const gs = toGameServer(obj);
+  assert.equal(gs.counters['a']?.count, 9007199254740993n);
+  assert.equal(gs.counters['b']?.count, 1); // safe values stay numbers
+  const packer = new ObjectPacker();
+  const back = stringifyExact(toGameServerObject({ ...gs, counters: { ...gs.counters, b: { count: 2, capacity: 2 } } }, packer.unpack(packer.pack(obj), gs)));
+  assert.match(back, /"a":\{"count":9007199254740993,"capacity":9223372036854775807\}/);
+  assert.match(back, /"b":\{"count":2,"capacity":2\}/);
+  assert.match(back, /"big":12345678901234567891/);
+  assert.match(back, /"players":\{"ids":\[\],"count":9007199254740995,"capacity":9223372036854775807\}/);
 });

@@ -211,3 +211,81 @@ describe('item 7: counter and list actions in Agones\' order, and agones.dev/las
     assert.ok(stamps.some((s) => /\.\d{4,9}Z$/.test(s)), `sub-millisecond digits: ${stamps.join(' ')}`);
   });
 });
+
+describe('item 2: int64 end to end (agones proto/allocation/allocation.proto and pkg/apis/agones/v1 CounterStatus: int64; gameserver.go UpdateCount on Go int64)', () => {
+  const P53 = 2n ** 53n; // 9007199254740992: the first integer a double cannot tell from its successor
+  const MAX = 2n ** 63n - 1n;
+  const big = (n: bigint) => (n > BigInt(Number.MAX_SAFE_INTEGER) ? n : Number(n));
+  const rows: { what: string; cluster: { name: string; count: bigint; capacity: bigint }[]; grpc: Record<string, unknown>; rest: string; expect: string | 'INVALID_ARGUMENT'; count?: string; capacity?: string }[] = [
+    {
+      what: 'selector minCount 2^53+1 tells 2^53+1 from 2^53',
+      cluster: [{ name: 'a', count: P53, capacity: MAX }, { name: 'b', count: P53 + 1n, capacity: MAX }],
+      grpc: { gameServerSelectors: [{ counters: { c: { minCount: String(P53 + 1n) } } }] },
+      rest: `{"namespace":"default","gameServerSelectors":[{"counters":{"c":{"minCount":${P53 + 1n}}}}]}`,
+      expect: 'b', count: String(P53 + 1n), capacity: String(MAX),
+    },
+    {
+      what: 'selector maxAvailable bounds room exactly (room 2^53 vs 2^53+1)',
+      cluster: [{ name: 'a', count: 0n, capacity: P53 + 1n }, { name: 'b', count: 1n, capacity: P53 + 1n }],
+      grpc: { gameServerSelectors: [{ counters: { c: { maxAvailable: String(P53) } } }] },
+      rest: `{"namespace":"default","gameServerSelectors":[{"counters":{"c":{"maxAvailable":"${P53}"}}}]}`,
+      expect: 'b', count: '1', capacity: String(P53 + 1n),
+    },
+    {
+      what: 'Increment by 2^53+1 is exact in the response and the store',
+      cluster: [{ name: 'a', count: 1n, capacity: MAX }],
+      grpc: { counters: { c: { action: { value: 'Increment' }, amount: { value: String(P53 + 1n) } } } },
+      rest: `{"namespace":"default","counters":{"c":{"action":"Increment","amount":${P53 + 1n}}}}`,
+      expect: 'a', count: String(P53 + 2n), capacity: String(MAX),
+    },
+    {
+      what: 'capacity 2^63-1 (int64 max) is accepted',
+      cluster: [{ name: 'a', count: 5n, capacity: 10n }],
+      grpc: { counters: { c: { capacity: { value: String(MAX) } } } },
+      rest: `{"namespace":"default","counters":{"c":{"capacity":"${MAX}"}}}`,
+      expect: 'a', count: '5', capacity: String(MAX),
+    },
+    {
+      what: 'Increment past int64 max wraps negative and clamps to 0, as Go int64 arithmetic does in UpdateCount',
+      cluster: [{ name: 'a', count: MAX - 1n, capacity: MAX }],
+      grpc: { counters: { c: { action: { value: 'Increment' }, amount: { value: '5' } } } },
+      rest: '{"namespace":"default","counters":{"c":{"action":"Increment","amount":"5"}}}',
+      expect: 'a', count: '0', capacity: String(MAX),
+    },
+    {
+      what: 'capacity 2^63 is out of range → INVALID_ARGUMENT',
+      cluster: [{ name: 'a', count: 0n, capacity: 1n }],
+      grpc: { counters: { c: { capacity: { value: String(MAX + 1n) } } } },
+      rest: `{"namespace":"default","counters":{"c":{"capacity":"${MAX + 1n}"}}}`,
+      expect: 'INVALID_ARGUMENT',
+    },
+  ];
+  for (const row of rows) {
+    test(`${row.what} → ${row.expect}`, async (t) => {
+      const cluster = () => row.cluster.flatMap((c) => [gs({ name: c.name, counters: { c: { count: big(c.count), capacity: big(c.capacity) } } })]);
+      const [viaGrpc, viaRest] = await Promise.all([startGateway(t, { certs, gameServers: cluster() }), startGateway(t, { certs, gameServers: cluster() })]);
+      const g = await viaGrpc.client().allocate({ namespace: 'default', ...row.grpc }, { deadline: 5_000 }).catch((e: unknown) => e);
+      const r = await viaRest.rest(undefined, { raw: row.rest });
+      if (row.expect === 'INVALID_ARGUMENT') {
+        assert.ok(g instanceof AllocatorError && g.codeName === 'INVALID_ARGUMENT', String(g));
+        // (the gRPC client's encoder already wraps 2^63 to -2^63: refused as negative)
+        assert.match(g.message, /counters\[c\]\.capacity: must be/);
+        assert.equal(r.status, 400);
+        assert.match(r.body.message, /^counters\[c\]\.capacity: out of range for int64/);
+        return;
+      }
+      assert.ok(!(g instanceof Error), String(g));
+      const res = g as { gameServerName: string; counters: Record<string, { count: { value: string }; capacity: { value: string } }> };
+      assert.equal(res.gameServerName, row.expect);
+      assert.deepEqual(res.counters['c'], { count: { value: row.count }, capacity: { value: row.capacity } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.gameServerName, row.expect);
+      assert.deepEqual(r.body.counters.c, { count: row.count, capacity: row.capacity });
+      for (const gw of [viaGrpc, viaRest]) {
+        const stored = gw.store.get('default', row.expect)!.counters['c']!;
+        assert.equal(String(stored.count), row.count);
+        assert.equal(String(stored.capacity), row.capacity);
+      }
+    });
+  }
+});

@@ -13,7 +13,8 @@ const labelKey = fc.oneof(labelName, propertyName.filter((k) => /^[A-Za-z0-9]/.t
 const labelValue = fc.oneof(fc.constant(''), labelName);
 const labels = fc.dictionary(labelKey, labelValue, { maxKeys: 5 });
 const small = fc.integer({ min: 0, max: 100 });
-const int64 = fc.oneof(small, small.map(String));
+/** int64 amounts: small, or anywhere up to 2^63-1 as a decimal string (exact beyond 2^53). */
+const int64 = fc.oneof(small, small.map(String), fc.bigInt({ min: 0n, max: 2n ** 63n - 1n }).map(String));
 
 const counterSelector = fc.record({ minCount: small, maxCount: small, minAvailable: small, maxAvailable: small }, { requiredKeys: [] })
   .map((c) => ({ ...c, ...(c.maxCount !== undefined && c.minCount !== undefined && c.maxCount < c.minCount ? { maxCount: 0 } : {}), ...(c.maxAvailable !== undefined && c.minAvailable !== undefined && c.maxAvailable < c.minAvailable ? { maxAvailable: 0 } : {}) }));

@@ -90,3 +90,26 @@ describe('item 2: int64 status read from and written back to the API server exac
     assert.match(counters, /"capacity":9223372036854775807[,}][^]*"capacity":9223372036854775807/);
   });
 });
+
+describe('issue 12 item 1: counter and list names that are JavaScript object properties, on a real API server', { skip: skipReason }, () => {
+  test('"__proto__" and "constructor" are ordinary names: matched, changed and written back; "toString" the GameServer lacks does not match', async () => {
+    const obj = JSON.stringify(gameServerObject({ name: 'props', labels: { 'agones.dev/fleet': 'props' }, nodeName: 'n1' })).replace(
+      '"nodeName":"n1"',
+      '"nodeName":"n1","counters":{"__proto__":{"count":1,"capacity":5}},"lists":{"constructor":{"capacity":3,"values":["a"]}}',
+    );
+    const created = await cp.request('POST', `/apis/agones.dev/v1/namespaces/${NS}/gameservers`, obj);
+    assert.equal(created.status, 201, created.text);
+    await until('cached', async () => gw.gateway.engine.index.get(NS, 'props') !== undefined);
+    const res = await gw.client().allocate(
+      JSON.parse(`{"namespace":"${NS}","gameServerSelectors":[{"matchLabels":{"agones.dev/fleet":"props"},"lists":{"toString":{}}},
+        {"matchLabels":{"agones.dev/fleet":"props"},"counters":{"__proto__":{"minCount":"1"}},"lists":{"constructor":{"containsValue":"a"}}}],
+        "counters":{"__proto__":{"action":{"value":"Increment"},"amount":{"value":"1"}},"valueOf":{"action":{"value":"Increment"},"amount":{"value":"1"}}},
+        "lists":{"constructor":{"addValues":["b"]}}}`),
+      { deadline: 10_000 },
+    );
+    assert.equal(res.gameServerName, 'props');
+    const stored = await cp.request('GET', `/apis/agones.dev/v1/namespaces/${NS}/gameservers/props`);
+    assert.match(stored.text, /"counters":\{"__proto__":\{"capacity":5,"count":2\}\}|"counters":\{"__proto__":\{"count":2,"capacity":5\}\}/);
+    assert.match(stored.text, /"lists":\{"constructor":\{[^}]*"values":\["a","b"\]/);
+  });
+});

@@ -170,10 +170,11 @@ export class Engine {
    * order, so the first usable GameServer of a node is that node's best: the walk stops early.
    */
   #pickPacked(runs: ReadonlyMap<string, NodeRun>, usable: (gs: GameServer) => boolean, req: AllocationRequest): GameServer | undefined {
-    const nodes = [...runs.keys()].map((node) => ({ node, allocated: this.index.allocatedOn(node), ready: this.index.readyOn(node) }));
+    const counts = this.#store.nodeCounts ?? this.index;
+    const nodes = [...runs.keys()].map((node) => ({ node, allocated: counts.allocatedOn(node), ready: counts.readyOn(node) }));
     nodes.sort((a, b) => b.allocated - a.allocated || b.ready - a.ready);
     const byNameOnly = req.priorities.length === 0 && !this.#opts.playerAllocationFilter;
-    const compare = (a: GameServer, b: GameServer) => comparePacked(a, b, this.index, req.priorities, this.#opts.playerAllocationFilter);
+    const compare = (a: GameServer, b: GameServer) => comparePacked(a, b, counts, req.priorities, this.#opts.playerAllocationFilter);
     for (let i = 0; i < nodes.length; ) {
       let j = i;
       while (j < nodes.length && nodes[j]!.allocated === nodes[i]!.allocated && nodes[j]!.ready === nodes[i]!.ready) j++;

@@ -117,13 +117,13 @@ export class GameServerIndex implements StoreListener, NodeCounts {
   }
 
   #bump(gs: GameServer, by: 1 | -1): void {
-    if (gs.deleting) return;
     const counts = gs.state === 'Allocated' ? this.#nodeAllocated : gs.state === 'Ready' ? this.#nodeReady : null;
     if (!counts) return;
+    // A GameServer being deleted still counts for its node, as in Agones' PerNodeCounter; it is never a candidate.
     const n = (counts.get(gs.nodeName) ?? 0) + by;
     if (n === 0) counts.delete(gs.nodeName);
     else counts.set(gs.nodeName, n);
-    this.#pool(gs.namespace, gs.state as SelectorState)[by === 1 ? 'add' : 'delete'](gs);
+    if (!gs.deleting) this.#pool(gs.namespace, gs.state as SelectorState)[by === 1 ? 'add' : 'delete'](gs);
   }
 
   #indexAnnotations(gs: GameServer, key: string, add: boolean): void {

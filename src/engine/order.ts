@@ -1,13 +1,10 @@
 // Candidate ordering: Packed (fill busy nodes first) and priorities on counter/list room.
 import { compare, sub, type Int64 } from '../allocation/int64.ts';
 import { own } from '../allocation/records.ts';
+import type { NodeCounts } from '../cluster/store.ts';
 import type { GameServer, Priority } from '../allocation/types.ts';
 
-/** Per-node counts of Allocated and Ready GameServers, across all namespaces. */
-export interface NodeCounts {
-  allocatedOn(node: string): number;
-  readyOn(node: string): number;
-}
+export type { NodeCounts } from '../cluster/store.ts';
 
 function room(gs: GameServer, p: Priority): Int64 | undefined {
   if (p.type === 'Counter') {

@@ -113,3 +113,40 @@ describe('issue 12 item 1: counter and list names that are JavaScript object pro
     assert.match(stored.text, /"lists":\{"constructor":\{[^}]*"values":\["a","b"\]/);
   });
 });
+
+describe('item 5: Packed counts GameServers per node in every namespace (agones pkg/gameservers/pernodecounter.go, used by pkg/gameserverallocations/allocation_cache.go)', { skip: skipReason }, () => {
+  const OTHER = 'parity-other';
+  const fleet = (f: string, node: string, name: string) => ({ name, labels: { 'agones.dev/fleet': f }, nodeName: node });
+
+  test('with a cluster-wide read: Allocated GameServers of a namespace the gateway does not serve make their node the busiest', async () => {
+    await cp.createNamespace(OTHER);
+    await cp.createGameServer(NS, fleet('packed', 'pk-n1', 'pk-a'));
+    await cp.createGameServer(NS, fleet('packed', 'pk-n2', 'pk-b'));
+    await cp.createGameServer(OTHER, { ...fleet('elsewhere', 'pk-n2', 'x1'), state: 'Allocated' });
+    await cp.createGameServer(OTHER, { ...fleet('elsewhere', 'pk-n2', 'x2'), state: 'Allocated' });
+    await until('counted', async () => gw.gateway.store.nodeCounts?.allocatedOn('pk-n2') === 2 && gw.gateway.engine.index.get(NS, 'pk-b') !== undefined);
+    // served namespace alone: pk-n1 and pk-n2 tie (one Ready each), and the name decides: pk-a
+    assert.deepEqual(await gw.allocate({ namespace: NS, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'packed' } }] }), { ok: 'pk-b' });
+  });
+
+  test('without it (RBAC only in the served namespace): the served namespace is counted, and the gateway says so', async () => {
+    await cp.request('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'gw', namespace: NS },
+      rules: [{ apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['list', 'watch', 'get', 'update'] }],
+    });
+    await cp.request('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'gw', namespace: NS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'gw' },
+      subjects: [{ kind: 'User', name: cp.saUser }],
+    });
+    await cp.createGameServer(OTHER, { ...fleet('elsewhere', 'pk-n4', 'x3'), state: 'Allocated' });
+    await cp.createGameServer(NS, fleet('packed2', 'pk-n3', 'pk2-a'));
+    await cp.createGameServer(NS, fleet('packed2', 'pk-n4', 'pk2-b'));
+    const narrow = await startLocalGateway(owner, certs, { cluster: { kind: 'kubernetes', kubeconfig: cp.saKubeconfigPath, namespaces: [NS] } });
+    await until('ready', async () => narrow.gateway.engine.ready && narrow.gateway.engine.index.get(NS, 'pk2-b') !== undefined);
+    assert.equal(narrow.gateway.store.nodeCounts ?? null, null);
+    assert.ok(narrow.logs.some((l) => /Packed counts GameServers per node in the served namespaces only/.test(String(l.msg)) && l.status === 403));
+    // x3 (Allocated on pk-n4) is in a namespace this identity cannot read: pk-n3 and pk-n4 tie, the name decides
+    assert.deepEqual(await narrow.allocate({ namespace: NS, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'packed2' } }] }), { ok: 'pk2-a' });
+  });
+});

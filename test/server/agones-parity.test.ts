@@ -289,3 +289,21 @@ describe('item 2: int64 end to end (agones proto/allocation/allocation.proto and
     });
   }
 });
+
+describe('item 5: a GameServer being deleted still counts for its node in Packed ordering (agones pkg/gameservers/pernodecounter.go counts by state alone)', () => {
+  const rows: { what: string; deleting: boolean; expect: string }[] = [
+    { what: 'an Allocated GameServer being deleted on n2', deleting: true, expect: 'b' },
+    { what: 'an Allocated GameServer on n2', deleting: false, expect: 'b' },
+  ];
+  for (const row of rows) {
+    test(`${row.what} makes n2 the busier node → ${row.expect}`, async (t) => {
+      const gw = await startGateway(t, {
+        certs,
+        gameServers: [gs({ name: 'a', nodeName: 'n1' }), gs({ name: 'b', nodeName: 'n2' }), gs({ name: 'x', nodeName: 'n2', state: 'Allocated', deleting: row.deleting, labels: { other: 'yes' } })],
+      });
+      const r = await gw.client().allocate({ namespace: 'default', gameServerSelectors: [{ gameServerState: 'READY' }] }, { deadline: 5_000 });
+      assert.equal(r.gameServerName, row.expect);
+      assert.equal(gw.store.get('default', 'x')!.state, 'Allocated');
+    });
+  }
+});

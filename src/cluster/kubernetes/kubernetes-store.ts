@@ -14,6 +14,7 @@ import {
 } from './game-server-object.ts';
 import { KubeHttp, KubernetesApiError, statusOf } from './kube-http.ts';
 import { NamespaceReflector, describe, type ReflectorSink, type WatchEventType } from './namespace-reflector.ts';
+import { NodeCounter } from './node-counter.ts';
 import { ObjectPacker, type PackedObject } from './packed-object.ts';
 import { silentLogger, type StoreLogger } from './store-logger.ts';
 import { TokenBucket } from './token-bucket.ts';
@@ -35,6 +36,11 @@ export interface KubernetesStoreOptions {
   readonly maxBackoffMs?: number;
   /** Timeout of one update() request; default 10 s. */
   readonly writeTimeoutMs?: number;
+  /**
+   * Count Ready/Allocated GameServers per node over every namespace (a cluster-wide list+watch), as
+   * Agones does for Packed; default true. Without the RBAC for it, the served namespaces are counted.
+   */
+  readonly clusterNodeCounts?: boolean;
 }
 
 /** One cached GameServer: the domain view and the stored object to write back from. */
@@ -67,13 +73,15 @@ export class KubernetesStore implements ClusterStore {
   readonly #byNamespace = new Map<string, Set<string>>();
   readonly #tombstones = new Map<string, string>();
   readonly #listeners = new Set<StoreListener>();
-  readonly #reflectors: NamespaceReflector<Entry>[] = [];
+  readonly #reflectors: Pick<NamespaceReflector<unknown>, 'synced' | 'whenSynced' | 'stop'>[] = [];
   #starting: Promise<void> | undefined;
   #closed = false;
   readonly #closing = new AbortController();
   #lastUnavailableLogMs = 0;
   /** Keys whose cached copy a 409 proved stale: withheld from listeners until the watch brings a newer one. */
   readonly #hidden = new Set<string>();
+  /** Cluster-wide per-node counts, when the cluster-wide read is allowed. */
+  #nodeCounts: NodeCounter | null = null;
 
   constructor(opts: KubernetesStoreOptions) {
     if (opts.namespaces.length === 0) throw new Error('KubernetesStore needs at least one namespace');
@@ -89,6 +97,10 @@ export class KubernetesStore implements ClusterStore {
 
   get synced(): boolean {
     return this.#reflectors.length > 0 && this.#reflectors.every((r) => r.synced);
+  }
+
+  get nodeCounts(): NodeCounter | null {
+    return this.#nodeCounts;
   }
 
   /** Starts one list+watch per namespace; resolves when every initial list is in the cache. */
@@ -120,6 +132,7 @@ export class KubernetesStore implements ClusterStore {
       this.#reflectors.push(reflector);
       reflector.start();
     }
+    if (this.#opts.clusterNodeCounts !== false) await this.#startNodeCounts();
     const t0 = Date.now();
     const closed = new Promise<never>((_, reject) =>
       this.#closing.signal.addEventListener('abort', () => reject(new Error('KubernetesStore closed before it synced')), { once: true }),
@@ -130,6 +143,28 @@ export class KubernetesStore implements ClusterStore {
       { namespaces: this.#namespaces, gameServers: this.#entries.size, latencyMs: Date.now() - t0 },
       'GameServer cache synced',
     );
+  }
+
+  /**
+   * One cluster-wide list+watch feeding per-node counts, if this identity may read GameServers in
+   * every namespace; otherwise Packed counts only the served namespaces (logged once).
+   */
+  async #startNodeCounts(): Promise<void> {
+    let status = 0;
+    try {
+      status = (await this.#http.request('GET', '/apis/agones.dev/v1/gameservers?limit=1', { signal: this.#closing.signal, timeoutMs: 10_000 })).status;
+    } catch {
+      status = 0;
+    }
+    if (status !== 200) {
+      this.#log.info({ status }, 'GameServers cannot be read in every namespace: Packed counts GameServers per node in the served namespaces only');
+      return;
+    }
+    const counter = new NodeCounter();
+    const reflector = new NamespaceReflector({ namespace: '', http: this.#http, sink: counter, logger: this.#log, ...(this.#opts.minBackoffMs !== undefined ? { minBackoffMs: this.#opts.minBackoffMs } : {}), ...(this.#opts.maxBackoffMs !== undefined ? { maxBackoffMs: this.#opts.maxBackoffMs } : {}) });
+    this.#reflectors.push(reflector);
+    reflector.start();
+    this.#nodeCounts = counter;
   }
 
   subscribe(listener: StoreListener): () => void {

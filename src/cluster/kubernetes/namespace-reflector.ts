@@ -20,6 +20,7 @@ export interface ReflectorSink<P> {
 }
 
 export interface ReflectorOptions<P> {
+  /** The namespace listed and watched; '' = every namespace (a cluster-wide read). */
   readonly namespace: string;
   readonly http: KubeHttp;
   readonly sink: ReflectorSink<P>;
@@ -49,7 +50,7 @@ export class NamespaceReflector<P> {
   constructor(opts: ReflectorOptions<P>) {
     this.namespace = opts.namespace;
     this.#opts = opts;
-    this.#path = `${GROUP_VERSION}/namespaces/${encodeURIComponent(opts.namespace)}/gameservers`;
+    this.#path = opts.namespace === '' ? `${GROUP_VERSION}/gameservers` : `${GROUP_VERSION}/namespaces/${encodeURIComponent(opts.namespace)}/gameservers`;
     this.whenSynced = new Promise((resolve) => (this.#resolveSynced = resolve));
   }
 

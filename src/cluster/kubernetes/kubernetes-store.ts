@@ -133,6 +133,7 @@ export class KubernetesStore implements ClusterStore {
       reflector.start();
     }
     if (this.#opts.clusterNodeCounts !== false) await this.#startNodeCounts();
+    if (this.#closing.signal.aborted) throw new Error('KubernetesStore closed before it synced');
     const t0 = Date.now();
     const closed = new Promise<never>((_, reject) =>
       this.#closing.signal.addEventListener('abort', () => reject(new Error('KubernetesStore closed before it synced')), { once: true }),

@@ -20,7 +20,7 @@ export interface ReflectorSink<P> {
 }
 
 export interface ReflectorOptions<P> {
-  /** The namespace listed and watched; '' = every namespace (a cluster-wide read). */
+  /** The namespace listed and watched; '' = every namespace (a cluster-wide read, logged as "*"). */
   readonly namespace: string;
   readonly http: KubeHttp;
   readonly sink: ReflectorSink<P>;
@@ -48,7 +48,7 @@ export class NamespaceReflector<P> {
   readonly whenSynced: Promise<void>;
 
   constructor(opts: ReflectorOptions<P>) {
-    this.namespace = opts.namespace;
+    this.namespace = opts.namespace === '' ? '*' : opts.namespace; // as logged
     this.#opts = opts;
     this.#path = opts.namespace === '' ? `${GROUP_VERSION}/gameservers` : `${GROUP_VERSION}/namespaces/${encodeURIComponent(opts.namespace)}/gameservers`;
     this.whenSynced = new Promise((resolve) => (this.#resolveSynced = resolve));

@@ -6,12 +6,13 @@ import { gameServerObject, startControlPlane, type ControlPlane } from '../clust
 import { devCerts } from '../helpers/certs.ts';
 import { outcome, skipReason, startLocalGateway, until, type LocalGateway } from './fixtures.ts';
 
-let cp: ControlPlane;
-let gw: LocalGateway;
 const NS = 'parity';
 const certs = devCerts({ after });
+/** Cleanups of gateways started in tests, run before the control plane stops. */
 const cleanups: (() => Promise<void> | void)[] = [];
 const owner = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn) };
+let cp: ControlPlane;
+let gw: LocalGateway;
 
 before(async () => {
   if (skipReason) return;
@@ -23,6 +24,14 @@ after(async () => {
   await Promise.all(cleanups.map((f) => f()));
   await cp?.stop();
 });
+
+/** POSTs a GameServer whose status carries this raw JSON (numbers beyond 2^53, keys like "__proto__"); waits until the gateway caches it. */
+async function createRaw(name: string, statusJson: string): Promise<void> {
+  const obj = JSON.stringify(gameServerObject({ name, labels: { 'agones.dev/fleet': name }, nodeName: 'n1' })).replace('"nodeName":"n1"', `"nodeName":"n1",${statusJson}`);
+  const created = await cp.request('POST', `/apis/agones.dev/v1/namespaces/${NS}/gameservers`, obj);
+  assert.equal(created.status, 201, created.text);
+  await until('cached', async () => gw.gateway.engine.index.get(NS, name) !== undefined);
+}
 
 /** Annotations that, with the request's, pass the 256 KiB total the API server allows (ValidateAnnotations). */
 const bulky = { 'example.com/blob': 'x'.repeat(200 * 1024) };
@@ -63,14 +72,7 @@ describe('item 6: a write the API server refuses (agones pkg/gameserverallocatio
 
 describe('item 2: int64 status read from and written back to the API server exactly (agones pkg/apis/agones/v1 CounterStatus: int64)', { skip: skipReason }, () => {
   test('counts above 2^53 select exactly, change exactly, and a counter the allocation leaves alone is written back digit for digit', async () => {
-    const obj = JSON.stringify(gameServerObject({ name: 'huge', labels: { 'agones.dev/fleet': 'huge' }, nodeName: 'n1' })).replace(
-      '"nodeName":"n1"',
-      '"nodeName":"n1","counters":{"rooms":{"count":9007199254740993,"capacity":9223372036854775807},"untouched":{"count":9223372036854775806,"capacity":9223372036854775807}}',
-    );
-    const created = await cp.request('POST', `/apis/agones.dev/v1/namespaces/${NS}/gameservers`, obj);
-    assert.equal(created.status, 201, created.text);
-    assert.match(created.text, /"untouched":\{"capacity":9223372036854775807,"count":9223372036854775806\}|"untouched":\{"count":9223372036854775806,"capacity":9223372036854775807\}/);
-    await until('cached', async () => gw.gateway.engine.index.get(NS, 'huge') !== undefined);
+    await createRaw('huge', '"counters":{"rooms":{"count":9007199254740993,"capacity":9223372036854775807},"untouched":{"count":9223372036854775806,"capacity":9223372036854775807}}');
     const res = await gw.client().allocate(
       {
         namespace: NS,
@@ -93,13 +95,7 @@ describe('item 2: int64 status read from and written back to the API server exac
 
 describe('issue 12 item 1: counter and list names that are JavaScript object properties, on a real API server', { skip: skipReason }, () => {
   test('"__proto__" and "constructor" are ordinary names: matched, changed and written back; "toString" the GameServer lacks does not match', async () => {
-    const obj = JSON.stringify(gameServerObject({ name: 'props', labels: { 'agones.dev/fleet': 'props' }, nodeName: 'n1' })).replace(
-      '"nodeName":"n1"',
-      '"nodeName":"n1","counters":{"__proto__":{"count":1,"capacity":5}},"lists":{"constructor":{"capacity":3,"values":["a"]}}',
-    );
-    const created = await cp.request('POST', `/apis/agones.dev/v1/namespaces/${NS}/gameservers`, obj);
-    assert.equal(created.status, 201, created.text);
-    await until('cached', async () => gw.gateway.engine.index.get(NS, 'props') !== undefined);
+    await createRaw('props', '"counters":{"__proto__":{"count":1,"capacity":5}},"lists":{"constructor":{"capacity":3,"values":["a"]}}');
     const res = await gw.client().allocate(
       JSON.parse(`{"namespace":"${NS}","gameServerSelectors":[{"matchLabels":{"agones.dev/fleet":"props"},"lists":{"toString":{}}},
         {"matchLabels":{"agones.dev/fleet":"props"},"counters":{"__proto__":{"minCount":"1"}},"lists":{"constructor":{"containsValue":"a"}}}],

@@ -160,6 +160,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     metrics,
     admission,
     authorizer,
+    unallocatedStatus: config.allocation.unallocatedStatusCode,
   });
   let draining = false;
   const grpcServer = new GrpcServer({

@@ -18,6 +18,7 @@ export type Reason =
   | 'UNAUTHENTICATED'
   | 'IDEMPOTENCY_CONFLICT'
   | 'IDEMPOTENCY_KEY_REUSED'
+  | 'UPDATE_REJECTED'
   | 'INTERNAL';
 
 /** Every reason, for documentation checks. */
@@ -37,6 +38,7 @@ export const REASONS: readonly Reason[] = [
   'UNAUTHENTICATED',
   'IDEMPOTENCY_CONFLICT',
   'IDEMPOTENCY_KEY_REUSED',
+  'UPDATE_REJECTED',
   'INTERNAL',
 ];
 

@@ -1,4 +1,6 @@
-// Kubernetes label and annotation syntax, so bad metadata is rejected before any write.
+// Kubernetes label and annotation syntax, so bad metadata is rejected before any write. The rules
+// are apimachinery's: label keys are qualified names (ValidateLabels); annotation keys are the
+// same once lowercased (ValidateAnnotations), so `Example.com/matchId` is a valid annotation key.
 import { echo } from './errors.ts';
 
 const NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
@@ -7,9 +9,21 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Problem with a qualified key (`[prefix/]name`), or null when valid. */
 export function qualifiedKeyProblem(key: string): string | null {
-  const slash = key.indexOf('/');
-  const prefix = slash >= 0 ? key.slice(0, slash) : '';
-  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  return qualifiedNameProblem(key, key);
+}
+
+/**
+ * Problem with an annotation key, or null when valid: a qualified name after lowercasing as Go's
+ * strings.ToLower does (which maps U+0130 to a plain "i", where JavaScript adds a combining dot).
+ */
+export function annotationKeyProblem(key: string): string | null {
+  return qualifiedNameProblem(key.replaceAll('\u0130', 'i').toLowerCase(), key);
+}
+
+function qualifiedNameProblem(checked: string, key: string): string | null {
+  const slash = checked.indexOf('/');
+  const prefix = slash >= 0 ? checked.slice(0, slash) : '';
+  const name = slash >= 0 ? checked.slice(slash + 1) : checked;
   if (slash >= 0 && (prefix.length === 0 || prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) {
     return `invalid key ${echo(key)}: prefix must be a DNS subdomain of at most 253 characters`;
   }

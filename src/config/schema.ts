@@ -92,6 +92,8 @@ export const ConfigSchema = z.strictObject({
       writeTimeoutMs: Ms.default(5_000),
       /** Deadline applied when the caller sets none. */
       defaultDeadlineMs: Ms.min(1).default(30_000),
+      /** HTTP status for "no GameServer" (agones-allocator's HTTP_UNALLOCATED_STATUS_CODE); gRPC follows: 429 → RESOURCE_EXHAUSTED, 503 → UNAVAILABLE. */
+      unallocatedStatusCode: z.coerce.number().pipe(z.literal([429, 503], { error: 'must be 429 or 503' })).default(429),
     })
     .prefault({}),
   multiCluster: MultiCluster.prefault({}),

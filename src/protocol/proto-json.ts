@@ -3,6 +3,7 @@
 // output emits every field (as agones-allocator's grpc-gateway does) with int64 as strings.
 import protobuf from 'protobufjs';
 import { AllocationError, echo, keyPath } from '../allocation/errors.ts';
+import { setOwn } from '../allocation/records.ts';
 import { entryLimit, tooManyEntries } from './request-decoder.ts';
 
 const WRAPPERS = new Set([
@@ -21,11 +22,14 @@ function bad(path: string, detail: string): never {
 
 function integer(v: unknown, path: string, type: string): string | number {
   const unsigned = type.startsWith('u') || type === 'fixed32' || type === 'fixed64';
-  if (typeof v === 'number' && Number.isInteger(v)) {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) {
     if (unsigned && v < 0) bad(path, 'must not be negative');
     if (INT32.has(type) && (v > 0xffffffff || v < -0x80000000)) bad(path, 'out of range for a 32-bit integer');
     return v;
   }
+  // A JSON number beyond 2^53 arrives as bigint when written as plain digits (parseExact), exact;
+  // otherwise (1e19) it stands for the double's exact value. Both go on as decimal strings.
+  if (typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v))) v = BigInt(v).toString();
   if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) {
     if (unsigned && v.startsWith('-')) bad(path, 'must not be negative');
     const big = BigInt(v);
@@ -82,7 +86,7 @@ function message(json: unknown, type: protobuf.Type, path: string, depth: number
       if (entries.length > entryLimit(field)) throw tooManyEntries(at, entryLimit(field), String(entries.length));
       for (const [k, v] of entries) {
         if (v === null) bad(keyPath(at, k), 'must not be null');
-        m[k] = value(v, field, keyPath(at, k), depth);
+        setOwn(m, k, value(v, field, keyPath(at, k), depth));
       }
       out[field.name] = m;
     } else if (field.repeated) {

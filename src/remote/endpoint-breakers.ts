@@ -54,7 +54,7 @@ export class EndpointBreakers {
       rollingCountTimeout: s.rollingCountTimeoutMs,
       rollingCountBuckets: 10,
       // true = the failure says nothing about the endpoint's health
-      errorFilter: (e: { code?: unknown }) => typeof e?.code === 'number' && healthy(classify(e.code)),
+      errorFilter: (e: { code?: unknown; details?: unknown }) => typeof e?.code === 'number' && healthy(classify(e.code, typeof e.details === 'string' ? e.details : '')),
     });
     b.on('open', () => this.#onState(endpoint, 'open'));
     b.on('halfOpen', () => this.#onState(endpoint, 'half-open'));

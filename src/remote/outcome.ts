@@ -1,10 +1,11 @@
 // How one attempt on one endpoint ended, classified once, before anything (breaker, metrics,
 // the router's fallback rules) counts it.
 import { status } from '@grpc/grpc-js';
+import { unallocatedAnswer } from './unallocated.ts';
 
 /**
  * - allocated: OK.
- * - no-capacity: RESOURCE_EXHAUSTED, healthy but full; next target at once.
+ * - no-capacity: RESOURCE_EXHAUSTED (or agones' UNAVAILABLE "no GameServer"), healthy but full; next target at once.
  * - rejected: the remote refused the request itself (INVALID_ARGUMENT, agones' raw 422).
  * - denied: the remote refused us (PERMISSION_DENIED, UNAUTHENTICATED): a configuration problem.
  * - cancelled: our caller went away.
@@ -15,10 +16,10 @@ export type Outcome = 'allocated' | 'no-capacity' | 'rejected' | 'denied' | 'can
 /** agones-allocator sends validation errors with the HTTP code 422 as the gRPC status. */
 export const AGONES_INVALID_CODE = 422;
 
-export function classify(code: number): Outcome {
+export function classify(code: number, details = ''): Outcome {
+  if (unallocatedAnswer(code, details)) return 'no-capacity';
   switch (code) {
     case status.OK: return 'allocated';
-    case status.RESOURCE_EXHAUSTED: return 'no-capacity';
     case status.INVALID_ARGUMENT: case AGONES_INVALID_CODE: return 'rejected';
     case status.PERMISSION_DENIED: case status.UNAUTHENTICATED: return 'denied';
     case status.CANCELLED: return 'cancelled';

@@ -134,7 +134,7 @@ export class RemoteClient {
           const e = err as CallError;
           const code = typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN;
           const details = typeof e.details === 'string' ? e.details : String(err);
-          const outcome = opts.signal.aborted ? 'cancelled' : classify(code);
+          const outcome = opts.signal.aborted ? 'cancelled' : classify(code, details);
           attempt = { endpoint, outcome, code: codeName(code), message: details, latencyMs, sent: maybeSent(code, details), ambiguous: outcome === 'failed' && ambiguous(code, details) };
         }
       }

@@ -2,6 +2,7 @@
 // TTL, and, for remotes that do not advertise (agones-allocator: UNIMPLEMENTED), a short
 // negative cache after RESOURCE_EXHAUSTED for the same namespace and selectors.
 import { createHash } from 'node:crypto';
+import { setOwn } from '../allocation/records.ts';
 import type { AllocationRequest } from '../allocation/types.ts';
 import type { CapacityAnswer, RemoteTarget } from '../remote/remote-client.ts';
 import type { WireNamespaceCapacity, WireStateCounts } from '../remote/gateway-proto.ts';
@@ -39,7 +40,7 @@ function counts(w: WireStateCounts | null | undefined): StateCounts {
 
 function fromWire(w: WireNamespaceCapacity): NamespaceCapacity {
   const fleets: Record<string, StateCounts> = {};
-  for (const [k, v] of Object.entries(w.fleets ?? {})) fleets[k] = counts(v);
+  for (const [k, v] of Object.entries(w.fleets ?? {})) setOwn(fleets, k, counts(v));
   const labels = new Map<string, StateCounts>();
   for (const l of w.labels ?? []) labels.set(`${l.key}\u0000${l.value}`, counts(l.counts));
   return { total: counts(w.total), fleets, labels, labelsComplete: w.labels_complete === true };
@@ -49,7 +50,7 @@ const targetKey = (t: RemoteTarget): string => t.endpoints.join(',');
 
 /** The selectors part of a request, as a fixed-size cache key (selectors may be hundreds of KB). */
 export function selectorsKey(req: AllocationRequest): string {
-  return createHash('sha256').update(JSON.stringify(req.selectors, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).digest('base64url');
+  return createHash('sha256').update(JSON.stringify(req.selectors, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))).digest('base64url');
 }
 
 export class CapacityCache {

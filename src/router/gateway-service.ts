@@ -1,6 +1,7 @@
 // GatewayService handlers (proto/gateway/v1/gateway.proto), transport-free: the gRPC door
 // adapts them. GetCapacity advertises the engine's counts; ExplainRoute dry-runs the router.
 import { AllocationError } from '../allocation/errors.ts';
+import { setOwn } from '../allocation/records.ts';
 import { requestFromWire, type DecodeOptions } from '../allocation/from-proto.ts';
 import { namespaceProblem } from '../allocation/labels.ts';
 import type { WireAllocationRequest } from '../allocation/wire.ts';
@@ -71,7 +72,7 @@ export function gatewayServiceHandlers(opts: GatewayServiceOptions): Record<stri
           cache.set(ns, e);
           if (cache.size > 1_024) cache.clear();
         }
-        namespaces[ns] = e.value;
+        setOwn(namespaces, ns, e.value);
       }
       return { namespaces, ttl_ms: String(opts.capacityTtlMs), synced: opts.engine.ready };
     },

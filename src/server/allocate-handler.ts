@@ -12,7 +12,7 @@ import type { Router } from '../router/router.ts';
 import type { Admission, Release } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
 import type { CallContext } from './call-context.ts';
-import { toWireError, type WireError } from './status.ts';
+import { toWireError, type UnallocatedStatus, type WireError } from './status.ts';
 
 export type AllocateOutcome = { ok: true; response: WireAllocationResponse } | { ok: false; error: WireError };
 
@@ -25,6 +25,8 @@ export interface AllocateHandlerDeps {
   readonly admission?: Admission;
   /** Per-client namespace and forwarding rights; absent = open. */
   readonly authorizer?: Authorizer;
+  /** Status of a "no GameServer" answer on both doors; default 429 / RESOURCE_EXHAUSTED. */
+  readonly unallocatedStatus?: UnallocatedStatus;
 }
 
 /** The request, or a reader for it that runs only once the call is admitted (REST bodies). */
@@ -71,7 +73,7 @@ export class AllocateHandler {
 
   #fail(err: unknown, ctx: CallContext, namespace: string): AllocateOutcome {
     const { logger, metrics } = this.#deps;
-    const error = toWireError(err);
+    const error = toWireError(err, this.#deps.unallocatedStatus);
     const latencyMs = Date.now() - ctx.startedAt;
     metrics.allocations.inc({ door: ctx.door, outcome: error.reason, source: 'none' });
     metrics.allocationSeconds.observe({ door: ctx.door, outcome: error.reason }, latencyMs / 1000);

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { AllocationError } from '../allocation/errors.ts';
+import { parseExact } from '../allocation/exact-json.ts';
 import type { WireAllocationRequest } from '../allocation/wire.ts';
 import type { AllocateHandler } from './allocate-handler.ts';
 import { createCallContext } from './call-context.ts';
@@ -116,7 +117,7 @@ export class RestServer {
       }
       try {
         // An empty body is an empty request, as in agones-allocator.
-        const json: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+        const json: unknown = body.length === 0 ? {} : parseExact(body.toString('utf8'));
         return decodeRequest(jsonToBinary(json, RequestType));
       } catch (err) {
         if (err instanceof AllocationError) throw err;

@@ -2,6 +2,7 @@
 // hash), created to claim the key (creation is atomic: exactly one replica wins), then
 // updated with the allocation it produced. Expired records are swept periodically.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { parseExact, stringifyExact } from '../../allocation/exact-json.ts';
 import type { Allocation } from '../../allocation/types.ts';
 import { KubeHttp } from '../../cluster/kubernetes/kube-http.ts';
 import { loadKubeConfig } from '../../cluster/kubernetes/kubernetes-store.ts';
@@ -76,7 +77,7 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
       const result = lease.metadata.annotations?.[RESULT];
       if (until >= Date.now()) {
         const recorded = lease.metadata.annotations?.[REQUEST] ?? '';
-        if (result !== undefined) return { kind: 'done', allocation: JSON.parse(result) as Allocation, fingerprint: recorded };
+        if (result !== undefined) return { kind: 'done', allocation: parseExact(result) as Allocation, fingerprint: recorded };
         return { kind: 'pending', holder: lease.spec.holderIdentity ?? 'unknown', fingerprint: recorded };
       }
       // Expired (a crashed holder, or a result past retention): take it over, if nobody else does first.
@@ -96,7 +97,7 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
     const lease = this.#won.get(id);
     this.#won.delete(id);
     if (!lease) return;
-    lease.metadata.annotations = { ...lease.metadata.annotations, [UNTIL]: String(Date.now() + this.#opts.retentionMs), [RESULT]: JSON.stringify(allocation) };
+    lease.metadata.annotations = { ...lease.metadata.annotations, [UNTIL]: String(Date.now() + this.#opts.retentionMs), [RESULT]: stringifyExact(allocation) };
     // Not tied to the caller: the result must be recorded even if the caller has gone.
     const r = await this.#http.request('PUT', leasePath(namespace, lease.metadata.name), { body: lease, timeoutMs: 10_000 });
     if (r.status !== 200) throw this.#fail(`record result in Lease ${namespace}/${lease.metadata.name}`, r.status, r.body);

@@ -73,12 +73,14 @@ export interface StartOptions {
   readonly store?: ClusterStore;
 }
 
-async function buildStore(config: Readonly<Config>, logger: Logger): Promise<ClusterStore> {
+async function buildStore(config: Readonly<Config>, logger: Logger, metrics: Metrics): Promise<ClusterStore> {
   const c = config.cluster;
   if (c.kind === 'memory') return new MemoryStore(await loadFleetFile(c.fleetFile));
   // Loaded on demand: @kubernetes/client-node is heavy and the embedded cluster never needs it.
   const { KubernetesStore } = await import('./cluster/kubernetes/kubernetes-store.ts');
-  return new KubernetesStore({ kubeConfig: c.kubeconfig ?? 'in-cluster', writeTimeoutMs: config.allocation.writeTimeoutMs, namespaces: c.namespaces, qps: c.qps, burst: c.burst, logger });
+  return new KubernetesStore({ kubeConfig: c.kubeconfig ?? 'in-cluster', writeTimeoutMs: config.allocation.writeTimeoutMs, namespaces: c.namespaces, qps: c.qps, burst: c.burst, logger,
+    onLostAnswer: (settled) => metrics.lostAnswerWrites.inc({ settled }),
+  });
 }
 
 /** Starts every listener; resolves once they are bound (readiness follows the store's sync). */
@@ -94,13 +96,25 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
       logger.info('server certificates reloaded');
     },
   });
-  const store = opts.store ?? (await buildStore(config, logger));
+  const store = opts.store ?? (await buildStore(config, logger, metrics));
   const engine = new Engine(store, {
     playerAllocationFilter: config.allocation.playerAllocationFilter,
     maxWriteAttempts: config.allocation.maxWriteAttempts,
     writeTimeoutMs: config.allocation.writeTimeoutMs,
     indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
+  });
+  metrics.observeCache({
+    get synced() {
+      return engine.ready;
+    },
+    // Served namespaces stay in the gauge at 0 once empty.
+    namespaces: () => new Set([...(config.cluster.kind === 'kubernetes' ? config.cluster.namespaces : []), ...engine.index.namespaces()]),
+    count: (namespace, state) => {
+      let n = 0;
+      for (const gs of engine.index.all(namespace, state)) if (!gs.deleting) n++;
+      return n;
+    },
   });
   const mc = config.multiCluster;
   const policySource = await buildPolicySource(config, logger);

@@ -22,6 +22,10 @@ import { RemoteClient } from './remote/remote-client.ts';
 import { GATEWAY_SERVICE, gatewayServiceDefinition } from './remote/gateway-proto.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { StatusBoard, type CapacityRecord } from './observability/status-board.ts';
+import { normaliseEndpoint } from './router/plan.ts';
+import { targetName } from './router/policy.ts';
+import type { CapacityAnswer } from './remote/remote-client.ts';
 import { AllocateHandler } from './server/allocate-handler.ts';
 import { GrpcServer } from './server/grpc-server.ts';
 import { RestServer } from './server/rest-server.ts';
@@ -53,6 +57,14 @@ async function buildLedger(config: Readonly<Config>, logger: Logger): Promise<Id
   if (config.cluster.kind !== 'kubernetes') return new MemoryIdempotencyLedger({ retentionMs, holder });
   const { KubernetesIdempotencyLedger } = await import('./router/kubernetes/idempotency-ledger.ts');
   return new KubernetesIdempotencyLedger({ kubeConfig: config.cluster.kubeconfig ?? 'in-cluster', retentionMs, holder, logger: logger.child({ component: 'idempotency' }) });
+}
+
+/** A capacity advertisement as the status page shows it: totals per namespace only. */
+function capacityRecord(a: CapacityAnswer): CapacityRecord {
+  if (a.kind !== 'capacity') return { kind: a.kind, synced: false, namespaces: {}, message: a.kind === 'error' ? a.message : '' };
+  const namespaces: Record<string, { ready: number; allocated: number }> = {};
+  for (const [ns, c] of Object.entries(a.response.namespaces ?? {})) namespaces[ns] = { ready: Number(c.total?.ready ?? 0), allocated: Number(c.total?.allocated ?? 0) };
+  return { kind: 'capacity', synced: a.response.synced, namespaces, message: '' };
 }
 
 /** A running gateway. */
@@ -104,18 +116,21 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
   });
+  const servedNamespaces = config.cluster.kind === 'kubernetes' ? config.cluster.namespaces : [];
+  const localCount = (namespace: string, state: 'Ready' | 'Allocated'): number => {
+    let n = 0;
+    for (const gs of engine.index.all(namespace, state)) if (!gs.deleting) n++;
+    return n;
+  };
   metrics.observeCache({
     get synced() {
       return engine.ready;
     },
     // Served namespaces stay in the gauge at 0 once empty.
-    namespaces: () => new Set([...(config.cluster.kind === 'kubernetes' ? config.cluster.namespaces : []), ...engine.index.namespaces()]),
-    count: (namespace, state) => {
-      let n = 0;
-      for (const gs of engine.index.all(namespace, state)) if (!gs.deleting) n++;
-      return n;
-    },
+    namespaces: () => new Set([...servedNamespaces, ...engine.index.namespaces()]),
+    count: localCount,
   });
+  const statusBoard = new StatusBoard();
   const mc = config.multiCluster;
   const policySource = await buildPolicySource(config, logger);
   const ledger = await buildLedger(config, logger);
@@ -136,7 +151,11 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     ttlMs: mc.capacityTtlMs,
     noCapacityTtlMs: mc.noCapacityTtlMs,
     fetchTimeoutMs: Math.max(mc.capacityWaitMs, 1),
-    fetch: (target, namespaces, timeoutMs) => remote.capacity(target, namespaces, timeoutMs),
+    fetch: async (target, namespaces, timeoutMs) => {
+      const answer = await remote.capacity(target, namespaces, timeoutMs);
+      statusBoard.recordCapacity(target.endpoints.join(','), capacityRecord(answer));
+      return answer;
+    },
   });
   const policyRouter = new PolicyRouter({
     engine,
@@ -146,6 +165,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     ledger,
     logger: logger.child({ component: 'router' }),
     metrics,
+    statusBoard,
     capacityWaitMs: mc.capacityWaitMs,
   });
   const router: Router = policyRouter;
@@ -206,7 +226,30 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
   });
   // Load balancers probe with bare TCP; such handshake failures are not worth more than debug.
   restServer.onTlsError((err) => logger.debug({ err: err.message }, 'TLS handshake failed'));
-  const opsServer = new OpsServer({ host: config.ops.host, port: config.ops.port, registry: metrics.registry, ready: () => engine.ready && !draining });
+  const opsServer = new OpsServer({
+    host: config.ops.host,
+    port: config.ops.port,
+    registry: metrics.registry,
+    ready: () => engine.ready && !draining,
+    status: () =>
+      statusBoard.snapshot({
+        namespaces: [...new Set([...servedNamespaces, ...mc.namespaces, ...engine.index.namespaces(), ...statusBoard.namespaces()])].sort(),
+        routes: async (namespace) => {
+          const { policies, problems } = await policySource.policies(namespace, AbortSignal.timeout(1_000));
+          return {
+            // No secret name or CA: the page is for anyone who can reach the ops port.
+            routes: policies.map((p) => ({
+              policy: p.name, clusterName: p.clusterName, priority: p.priority, weight: p.weight, targetNamespace: p.targetNamespace, target: targetName(p),
+              endpoints: (p.allocationEndpoints ?? []).map(normaliseEndpoint).filter((e): e is string => e !== null),
+            })),
+            problems: problems.map((x) => `${x.namespace}/${x.name}: ${x.problems.join('; ')}`),
+          };
+        },
+        breakerState: (endpoint) => remote.breakerState(endpoint),
+        localCapacity: (namespace) => ({ ready: localCount(namespace, 'Ready'), allocated: localCount(namespace, 'Allocated') }),
+        ready: engine.ready && !draining,
+      }),
+  });
 
   const [grpcPort, restPort, opsPort] = await Promise.all([grpcServer.listen(), restServer.listen(), opsServer.listen()]);
   engine.start().then(

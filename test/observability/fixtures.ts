@@ -26,7 +26,8 @@ export async function startFallThrough(t: { after(fn: () => Promise<void> | void
     certs,
     // Local capacity only in another namespace: requests for `default` fall through.
     fleet: simpleFleet('local', 2, 'elsewhere'),
-    config: { multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir }, ...o.frontConfig },
+    // A breaker that stays open for the whole test once the dead endpoint has opened it.
+    config: { multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir, breaker: { resetTimeoutMs: 600_000 } }, ...o.frontConfig },
   });
   return { certs, front, healthy, dead };
 }

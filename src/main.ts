@@ -23,6 +23,8 @@ import { GATEWAY_SERVICE, gatewayServiceDefinition } from './remote/gateway-prot
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { StatusBoard, type CapacityRecord } from './observability/status-board.ts';
+import { allocationEvents, type EventRecorder } from './observability/events.ts';
+import type { AllocationRequest, GameServer } from './allocation/types.ts';
 import { normaliseEndpoint } from './router/plan.ts';
 import { targetName } from './router/policy.ts';
 import type { CapacityAnswer } from './remote/remote-client.ts';
@@ -95,6 +97,22 @@ async function buildStore(config: Readonly<Config>, logger: Logger, metrics: Met
   });
 }
 
+/** Kubernetes Events on allocated GameServers; none on the embedded cluster or when turned off. */
+async function buildEventRecorder(config: Readonly<Config>, logger: Logger, metrics: Metrics): Promise<EventRecorder | undefined> {
+  const c = config.cluster;
+  if (c.kind !== 'kubernetes' || !c.events.enabled) return undefined;
+  const { KubernetesEventRecorder } = await import('./observability/kubernetes/event-recorder.ts');
+  return new KubernetesEventRecorder({
+    kubeConfig: c.kubeconfig ?? 'in-cluster',
+    qps: c.events.qps,
+    burst: c.events.burst,
+    maxPending: c.events.maxPending,
+    logger: logger.child({ component: 'events' }),
+    onWritten: (n) => metrics.eventsWritten.inc(n),
+    onDropped: (reason, n) => metrics.eventsDropped.inc({ reason }, n),
+  });
+}
+
 /** Starts every listener; resolves once they are bound (readiness follows the store's sync). */
 export async function startGateway(config: Readonly<Config>, opts: StartOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? createLogger(config.log.level);
@@ -109,12 +127,14 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     },
   });
   const store = opts.store ?? (await buildStore(config, logger, metrics));
+  const events = await buildEventRecorder(config, logger, metrics);
   const engine = new Engine(store, {
     playerAllocationFilter: config.allocation.playerAllocationFilter,
     maxWriteAttempts: config.allocation.maxWriteAttempts,
     writeTimeoutMs: config.allocation.writeTimeoutMs,
     indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
+    ...(events ? { onAllocated: (written: GameServer, req: AllocationRequest) => { for (const e of allocationEvents(written, req)) events.record(e); } } : {}),
   });
   const servedNamespaces = config.cluster.kind === 'kubernetes' ? config.cluster.namespaces : [];
   const localCount = (namespace: string, state: 'Ready' | 'Allocated'): number => {
@@ -276,7 +296,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
       await Promise.all([grpcServer.close(config.shutdown.graceMs), restServer.close(config.shutdown.graceMs)]);
       tlsWatcher.close();
       remote.close();
-      await Promise.all([policySource.close(), ledger.close()]);
+      await Promise.all([policySource.close(), ledger.close(), events?.close()]);
       await engine.close();
       await opsServer.close();
       logger.info('stopped');

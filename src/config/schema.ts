@@ -21,6 +21,17 @@ const KubernetesCluster = z.strictObject({
   /** Client-side write rate limit towards the API server. */
   qps: z.coerce.number().positive().default(400),
   burst: z.coerce.number().int().positive().default(500),
+  /** Kubernetes Events on allocated GameServers (as agones-allocator records), written off the request path. */
+  events: z
+    .strictObject({
+      enabled: Bool.default(true),
+      /** Event writes per second per replica (the write budget) and the burst above it; beyond, events wait, then drop. */
+      qps: z.coerce.number().positive().default(20),
+      burst: z.coerce.number().int().min(1).default(50),
+      /** Distinct events waiting to be written; more are dropped (counted in gateway_kubernetes_events_dropped_total). */
+      maxPending: z.coerce.number().int().min(1).default(1_000),
+    })
+    .prefault({}),
 });
 
 const MultiCluster = z

@@ -25,6 +25,8 @@ export interface EngineOptions {
   readonly indexedAnnotations: readonly string[];
   readonly logger: EngineLogger;
   readonly now?: () => Date;
+  /** Told each GameServer this engine allocated, as written (Kubernetes Events); must not block. */
+  readonly onAllocated?: (written: GameServer, req: AllocationRequest) => void;
 }
 
 /** What the caller's call context gives the engine. */
@@ -201,6 +203,7 @@ export class Engine {
           await this.#release(gs, written);
           throw abortError(ctx.signal);
         }
+        this.#opts.onAllocated?.(written, req);
         return allocationOf(written, 'local');
       } catch (err) {
         if (err instanceof StoreConflict || err instanceof StoreNotFound) {

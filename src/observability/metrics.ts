@@ -24,6 +24,9 @@ export interface Metrics {
   readonly cacheSynced: Gauge;
   /** Writes whose answer was lost, by how reading the object back settled them. */
   readonly lostAnswerWrites: Counter<'settled'>;
+  /** Kubernetes Events written, and dropped (queue full, write failed, shutdown). */
+  readonly eventsWritten: Counter;
+  readonly eventsDropped: Counter<'reason'>;
   /** Agones' allocation latency histogram (agones-allocator's name, labels and buckets). */
   readonly agonesAllocationSeconds: Histogram<AgonesAllocationLabel>;
   /** Lets gateway_game_servers and gateway_cache_synced read `view` at each scrape (never on the request path). */
@@ -66,6 +69,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       },
     }),
     lostAnswerWrites: new Counter({ name: 'gateway_lost_answer_writes_total', help: 'GameServer writes whose answer was lost, by how reading back settled them (unknown: may be Allocated with no caller)', labelNames: ['settled'], registers }),
+    eventsWritten: new Counter({ name: 'gateway_kubernetes_events_written_total', help: 'Kubernetes Events written (created or count-patched)', registers }),
+    eventsDropped: new Counter({ name: 'gateway_kubernetes_events_dropped_total', help: 'Kubernetes Events not written: queue-full (over the write budget), write-failed, shutdown', labelNames: ['reason'], registers }),
     // Buckets and labels as agones-allocator records them (pkg/gameserverallocations/metrics.go).
     agonesAllocationSeconds: new Histogram({
       name: 'agones_gameserver_allocations_duration_seconds',

@@ -115,6 +115,9 @@ describe('helm chart', { skip: helm === null ? 'helm not available (bash test/de
     const noMc = await template(['--set', 'rbac.multiCluster=false']);
     assert.deepEqual(noMc.filter((m) => m.obj.kind === 'ClusterRole').map((m) => m.obj.metadata.name), ['allocator-gateway']);
     assert.deepEqual(noMc.filter((m) => m.obj.kind === 'RoleBinding').map((m) => m.obj.roleRef.name), ['allocator-gateway']);
+    const noEvents = await template(['--set', 'config.cluster.events.enabled=false']);
+    assert.ok(!noEvents.some((m) => m.obj.kind === 'ClusterRole' && m.obj.rules.some((r: Json) => r.resources.includes('events'))), 'events off: no events rule');
+    assert.equal(config(noEvents).cluster.kind === 'kubernetes' && config(noEvents).cluster.events.enabled, false);
     const noRbac = await template(['--set', 'rbac.create=false']);
     assert.ok(!noRbac.some((m) => /Role/.test(m.obj.kind)));
   });

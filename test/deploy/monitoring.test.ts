@@ -27,8 +27,8 @@ const alerts = rules.groups.flatMap((g) => g.rules);
 /** Metrics named by template variables (label_values(metric, label)). */
 const templateMetrics = (dashboard.templating.list as any[]).flatMap((v) => [...JSON.stringify(v.query ?? '').matchAll(/label_values\((\w+)/g)].map((m) => m[1]!));
 
-/** Counters of rare events (a lost write answer needs a crashed API server): exported with no sample until one happens. */
-const RARE = new Set(['gateway_lost_answer_writes_total']);
+/** Counters of rare events (a lost write answer needs a crashed API server; dropped Events a full queue): exported with no sample until one happens. */
+const RARE = new Set(['gateway_lost_answer_writes_total', 'gateway_kubernetes_events_dropped_total']);
 
 /** Dashboard queries with Grafana's variables replaced, so promtool can parse them. */
 const asPromQL = (expr: string) => expr.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.*');

@@ -23,6 +23,7 @@ import { GATEWAY_SERVICE, gatewayServiceDefinition } from './remote/gateway-prot
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { StatusBoard, type CapacityRecord } from './observability/status-board.ts';
+import { startTracing } from './observability/tracing.ts';
 import { allocationEvents, type EventRecorder } from './observability/events.ts';
 import type { AllocationRequest, GameServer } from './allocation/types.ts';
 import { normaliseEndpoint } from './router/plan.ts';
@@ -117,6 +118,8 @@ async function buildEventRecorder(config: Readonly<Config>, logger: Logger, metr
 export async function startGateway(config: Readonly<Config>, opts: StartOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? createLogger(config.log.level);
   const metrics = createMetrics();
+  const t = config.tracing;
+  const tracing = t.otlpEndpoint ? await startTracing({ otlpEndpoint: t.otlpEndpoint, serviceName: t.serviceName, sampleRatio: t.sampleRatio, headers: t.headers }) : undefined;
   if (config.tls.minVersion === 'TLSv1.3') tls.DEFAULT_MIN_VERSION = 'TLSv1.3';
   const tlsWatcher = new TlsWatcher(config.tls, {
     pollMs: 1_000,
@@ -299,6 +302,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
       await Promise.all([policySource.close(), ledger.close(), events?.close()]);
       await engine.close();
       await opsServer.close();
+      await tracing?.shutdown(); // exports what is buffered
       logger.info('stopped');
     },
   };

@@ -151,6 +151,18 @@ export const ConfigSchema = z.strictObject({
       graceMs: Ms.default(10_000),
     })
     .prefault({}),
+  tracing: z
+    .strictObject({
+      /** OTLP/HTTP traces URL (e.g. http://otel-collector:4318/v1/traces); absent = tracing off, at no cost. */
+      otlpEndpoint: z.url().optional(),
+      /** service.name of the exported spans. */
+      serviceName: z.string().min(1).default('allocator-gateway'),
+      /** Share of new traces sampled; a caller's sampled flag is always followed. */
+      sampleRatio: z.coerce.number().min(0).max(1).default(1),
+      /** Extra headers on OTLP requests (e.g. a tracing backend's API key). */
+      headers: z.record(z.string(), z.string()).default({}),
+    })
+    .prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
 });
 

@@ -1,6 +1,7 @@
 // Local allocation: pick a GameServer from the index, write it through the store with an
 // optimistic-concurrency precondition, move on to the next candidate on conflict.
 import { AllocationError } from '../allocation/errors.ts';
+import { inSpan, startSpan } from '../observability/tracing.ts';
 import { gameServerKey, type Allocation, type AllocationRequest, type GameServer, type GameServerSelector } from '../allocation/types.ts';
 import { StoreConflict, StoreNotFound, type ClusterStore } from '../cluster/store.ts';
 import { applyAllocation } from './actions.ts';
@@ -186,7 +187,9 @@ export class Engine {
     const tried = new Map<string, string>();
     for (let attempt = 0; attempt < this.#opts.maxWriteAttempts; attempt++) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
+      const pickSpan = startSpan('local pick', { 'allocator_gateway.namespace': req.namespace, 'allocator_gateway.attempt': attempt });
       const gs = this.pick(req, tried);
+      pickSpan.end(gs ? { 'allocator_gateway.outcome': 'picked', 'allocator_gateway.game_server': gameServerKey(gs) } : { 'allocator_gateway.outcome': 'NO_GAME_SERVER' });
       if (!gs) {
         throw new AllocationError('NO_GAME_SERVER', 'there is no available GameServer to allocate', {
           metadata: { namespace: req.namespace },
@@ -198,7 +201,7 @@ export class Engine {
       try {
         const next = applyAllocation(gs, req, this.#now(), ctx.annotations);
         // The write is not tied to the caller's signal: once sent it must finish so its outcome is known.
-        const written = await this.#write(next);
+        const written = await inSpan('GameServer write', { 'allocator_gateway.game_server': key }, () => this.#write(next), 'client');
         if (ctx.signal.aborted) {
           await this.#release(gs, written);
           throw abortError(ctx.signal);

@@ -8,6 +8,7 @@ import { abortError, allocationOf, type Engine } from '../engine/engine.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { StatusBoard } from '../observability/status-board.ts';
+import { inSpan } from '../observability/tracing.ts';
 import type { RemoteAttempt, RemoteClient, RemoteTarget } from '../remote/remote-client.ts';
 import { Budget } from './budget.ts';
 import type { CapacityCache } from './capacity-cache.ts';
@@ -90,7 +91,7 @@ export class PolicyRouter implements Router {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       let claim;
       try {
-        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal);
+        claim = await inSpan('idempotency claim', { 'allocator_gateway.namespace': req.namespace }, () => ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal));
       } catch (err) {
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'idempotency ledger unavailable');

@@ -8,6 +8,7 @@ import { responseToWire } from '../allocation/to-proto.ts';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import type { Logger } from '../observability/logger.ts';
 import { recordAllocation, type Metrics } from '../observability/metrics.ts';
+import { startSpan, tracingEnabled } from '../observability/tracing.ts';
 import { CLUSTER_ANNOTATION, idempotencyHash } from '../router/idempotency.ts';
 import { FLEET_LABEL } from '../router/capacity.ts';
 import type { Router } from '../router/router.ts';
@@ -84,8 +85,17 @@ export class AllocateHandler {
     return { ok: false, error };
   }
 
-  /** Serves one call; never throws. */
+  /** Serves one call; never throws. Traced as the root span of the call when tracing is on. */
   async handle(input: AllocateInput, ctx: CallContext): Promise<AllocateOutcome> {
+    if (!tracingEnabled()) return await this.#handle(input, ctx);
+    const span = startSpan('Allocate', { 'rpc.system': ctx.door === 'grpc' ? 'grpc' : 'http', 'allocator_gateway.door': ctx.door, 'allocator_gateway.request_id': ctx.reqId }, { role: 'server', parent: ctx.trace });
+    const outcome = await span.run(() => this.#handle(input, ctx));
+    if (outcome.ok) span.end({ 'allocator_gateway.outcome': 'OK', 'allocator_gateway.game_server': outcome.response.gameServerName, 'allocator_gateway.source': outcome.response.source });
+    else span.end({ 'allocator_gateway.outcome': outcome.error.reason }, outcome.error.message);
+    return outcome;
+  }
+
+  async #handle(input: AllocateInput, ctx: CallContext): Promise<AllocateOutcome> {
     const { logger, metrics } = this.#deps;
     metrics.inFlight.inc();
     let namespace = '';

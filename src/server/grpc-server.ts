@@ -150,6 +150,8 @@ export class GrpcServer {
       requestId: first('x-request-id'),
       identity: peer.identity,
       idempotencyKey: first('idempotency-key'),
+      traceparent: first('traceparent'),
+      tracestate: first('tracestate'),
     });
     call.on('cancelled', () => ctx.cancel());
     const decodeError = (call.request as { [DECODE_ERROR]?: unknown })[DECODE_ERROR];

@@ -106,6 +106,7 @@ async function buildEventRecorder(config: Readonly<Config>, logger: Logger, metr
   return new KubernetesEventRecorder({
     kubeConfig: c.kubeconfig ?? 'in-cluster',
     qps: c.events.qps,
+    perEvent: c.events.perEvent,
     burst: c.events.burst,
     maxPending: c.events.maxPending,
     logger: logger.child({ component: 'events' }),

@@ -25,9 +25,14 @@ const KubernetesCluster = z.strictObject({
   events: z
     .strictObject({
       enabled: Bool.default(true),
-      /** Event writes per second per replica (the write budget) and the burst above it; beyond, events wait, then drop. */
-      qps: z.coerce.number().positive().default(20),
-      burst: z.coerce.number().int().min(1).default(50),
+      /**
+       * The write budget per replica: qps writes per second plus perEvent of a write per event
+       * recorded (bounds events to about that share of the API server's writes under load), at
+       * most burst saved. Beyond it events wait (aggregating), then drop.
+       */
+      qps: z.coerce.number().positive().default(2),
+      perEvent: z.coerce.number().min(0).max(1).default(0.05),
+      burst: z.coerce.number().int().min(1).default(20),
       /** Distinct events waiting to be written; more are dropped (counted in gateway_kubernetes_events_dropped_total). */
       maxPending: z.coerce.number().int().min(1).default(1_000),
     })

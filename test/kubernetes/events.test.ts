@@ -88,8 +88,8 @@ describe('Kubernetes Events on a real API server', { skip: skipReason }, () => {
 
   test('over the write budget events are dropped and counted; every allocation still succeeds at once', async (t) => {
     const ns = 'ev-budget';
-    // one write a second, burst 1, two waiting at most
-    const gw = await gateway(t, ns, { qps: 1, burst: 1, maxPending: 2 });
+    // one write a second, none earned per event, burst 1, two waiting at most
+    const gw = await gateway(t, ns, { qps: 1, perEvent: 0, burst: 1, maxPending: 2 });
     await createGameServers(cp, ns, 12, (i) => ({ name: `gs-${i}`, labels: { 'agones.dev/fleet': 'b' } }));
     await until('cached', async () => (await scrape(gw.opsUrl)).sum('gateway_game_servers', { namespace: ns, state: 'Ready' }) === 12);
     const started = performance.now();

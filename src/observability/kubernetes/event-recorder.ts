@@ -13,8 +13,12 @@ export type EventDropReason = 'queue-full' | 'write-failed' | 'shutdown';
 
 export interface KubernetesEventRecorderOptions {
   readonly kubeConfig: KubeConfig | string;
-  /** Event writes per second (the write budget) and the burst above it. */
+  /**
+   * The write budget: `qps` writes per second, plus `perEvent` of a write for each event recorded
+   * (so events add at most that share to the API server's writes under load), up to `burst` saved.
+   */
   readonly qps: number;
+  readonly perEvent?: number;
   readonly burst: number;
   /** Distinct events waiting to be written; more are dropped. */
   readonly maxPending: number;
@@ -55,6 +59,8 @@ export class KubernetesEventRecorder implements EventRecorder {
   readonly #written = new Map<string, Written>();
   readonly #now: () => number;
   #tokens: number;
+  /** Budget earned by recorded events since the last refill. */
+  #earned = 0;
   #refilledAt: number;
   #inFlight = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -72,6 +78,7 @@ export class KubernetesEventRecorder implements EventRecorder {
 
   record(event: GameServerEvent): void {
     if (this.#closed) return;
+    this.#earned += this.#o.perEvent ?? 0;
     const key = keyOf(event);
     const now = this.#now();
     const p = this.#pending.get(key);
@@ -120,7 +127,8 @@ export class KubernetesEventRecorder implements EventRecorder {
 
   #refill(): void {
     const now = this.#now();
-    this.#tokens = Math.min(this.#o.burst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#o.qps);
+    this.#tokens = Math.min(this.#o.burst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#o.qps + this.#earned);
+    this.#earned = 0;
     this.#refilledAt = now;
   }
 
@@ -131,7 +139,7 @@ export class KubernetesEventRecorder implements EventRecorder {
       if (this.#inFlight >= concurrency) break;
       if (this.#tokens < 1) {
         // Wait for the next token; what is pending keeps aggregating meanwhile.
-        this.#schedule(Math.ceil(((1 - this.#tokens) / this.#o.qps) * 1000));
+        this.#schedule(Math.min(1_000, Math.ceil(((1 - this.#tokens) / this.#o.qps) * 1000)));
         return;
       }
       this.#tokens--;

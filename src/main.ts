@@ -21,7 +21,8 @@ import { IDEMPOTENCY_ANNOTATION, MemoryIdempotencyLedger, type IdempotencyLedger
 import { RemoteClient } from './remote/remote-client.ts';
 import { GATEWAY_SERVICE, gatewayServiceDefinition } from './remote/gateway-proto.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
-import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createMetrics, recordLocalAllocation, type Metrics } from './observability/metrics.ts';
+import { FLEET_LABEL } from './router/capacity.ts';
 import { StatusBoard, type CapacityRecord } from './observability/status-board.ts';
 import { startTracing } from './observability/tracing.ts';
 import { allocationEvents, type EventRecorder } from './observability/events.ts';
@@ -138,7 +139,10 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     writeTimeoutMs: config.allocation.writeTimeoutMs,
     indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
-    ...(events ? { onAllocated: (written: GameServer, req: AllocationRequest) => { for (const e of allocationEvents(written, req)) events.record(e); } } : {}),
+    onAllocated: (written: GameServer, req: AllocationRequest, writeAttempts: number) => {
+      recordLocalAllocation(metrics, { fleet: written.labels[FLEET_LABEL], multiCluster: req.multiClusterSetting.enabled, scheduling: req.scheduling, writeAttempts });
+      if (events) for (const e of allocationEvents(written, req)) events.record(e);
+    },
   });
   const servedNamespaces = config.cluster.kind === 'kubernetes' ? config.cluster.namespaces : [];
   const localCount = (namespace: string, state: 'Ready' | 'Allocated'): number => {

@@ -26,8 +26,8 @@ export interface EngineOptions {
   readonly indexedAnnotations: readonly string[];
   readonly logger: EngineLogger;
   readonly now?: () => Date;
-  /** Told each GameServer this engine allocated, as written (Kubernetes Events); must not block. */
-  readonly onAllocated?: (written: GameServer, req: AllocationRequest) => void;
+  /** Told each GameServer this engine allocated, as written, and the writes it took (events, metrics); must not block. */
+  readonly onAllocated?: (written: GameServer, req: AllocationRequest, writeAttempts: number) => void;
 }
 
 /** What the caller's call context gives the engine. */
@@ -206,7 +206,7 @@ export class Engine {
           await this.#release(gs, written);
           throw abortError(ctx.signal);
         }
-        this.#opts.onAllocated?.(written, req);
+        this.#opts.onAllocated?.(written, req, attempt + 1);
         return allocationOf(written, 'local');
       } catch (err) {
         if (err instanceof StoreConflict || err instanceof StoreNotFound) {

@@ -29,6 +29,8 @@ export interface Metrics {
   readonly eventsDropped: Counter<'reason'>;
   /** Agones' allocation latency histogram (agones-allocator's name, labels and buckets). */
   readonly agonesAllocationSeconds: Histogram<AgonesAllocationLabel>;
+  /** Agones' histogram of the writes a local allocation took until it succeeded. */
+  readonly agonesAllocationRetries: Histogram<AgonesAllocationLabel>;
   /** Lets gateway_game_servers and gateway_cache_synced read `view` at each scrape (never on the request path). */
   observeCache(view: CacheView): void;
 }
@@ -79,6 +81,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       buckets: [0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2, 3],
       registers,
     }),
+    agonesAllocationRetries: new Histogram({
+      name: 'agones_gameserver_allocations_retry_total',
+      help: 'The count of gameserver allocation retry until it succeeds',
+      labelNames: ['fleet_name', 'cluster_name', 'is_multicluster', 'status', 'scheduling_strategy'],
+      buckets: [1, 2, 3, 4, 5],
+      registers,
+    }),
     observeCache(view) {
       cache = view;
     },
@@ -125,6 +134,14 @@ export function recordAllocation(metrics: Metrics, o: AllocationObservation): vo
       scheduling_strategy: o.scheduling || 'none',
     },
     seconds,
+  );
+}
+
+/** One allocation in this cluster, as agones_gameserver_allocations_retry_total counts it (status Success, as Agones). */
+export function recordLocalAllocation(metrics: Metrics, o: { fleet: string | undefined; multiCluster: boolean; scheduling: string; writeAttempts: number }): void {
+  metrics.agonesAllocationRetries.observe(
+    { fleet_name: o.fleet || 'none', cluster_name: 'none', is_multicluster: String(o.multiCluster), status: 'Success', scheduling_strategy: o.scheduling },
+    o.writeAttempts,
   );
 }
 

@@ -25,6 +25,11 @@ describe('metrics', async () => {
     // Agones' buckets, not ours: its dashboards' histogram_quantile panels read these le values.
     const les = m.samples.filter((s) => s.name === 'agones_gameserver_allocations_duration_seconds_bucket' && s.labels.status === 'UnAllocated').map((s) => s.labels.le);
     assert.deepEqual(les, ['0', '0.01', '0.025', '0.05', '0.075', '0.1', '0.25', '0.5', '0.75', '1', '2', '3', '+Inf']);
+    // Writes per local allocation (no competing writer here: one each), as agones-allocator's retry histogram.
+    const r = 'agones_gameserver_allocations_retry_total';
+    assert.equal(m.sum(`${r}_count`, { status: 'Success', fleet_name: 'blue' }), 2);
+    assert.equal(m.sum(`${r}_bucket`, { status: 'Success', le: '1', scheduling_strategy: 'Distributed' }), 1);
+    assert.equal(m.sum(`${r}_sum`), 2);
     // Ours still count every call, once.
     assert.equal(m.sum('gateway_allocations_total', { outcome: 'OK', source: 'local' }), 2);
     assert.equal(m.sum('gateway_allocations_total', { outcome: 'NO_GAME_SERVER' }), 1);

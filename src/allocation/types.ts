@@ -41,6 +41,8 @@ export interface GameServer {
   readonly name: string;
   /** Opaque version for optimistic concurrency; changes on every write. */
   readonly resourceVersion: string;
+  /** metadata.uid on a Kubernetes cluster (Events name their object by it); absent in memory. */
+  readonly uid?: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly annotations: Readonly<Record<string, string>>;
   readonly state: GameServerState;

@@ -21,6 +21,22 @@ const KubernetesCluster = z.strictObject({
   /** Client-side write rate limit towards the API server. */
   qps: z.coerce.number().positive().default(400),
   burst: z.coerce.number().int().positive().default(500),
+  /** Kubernetes Events on allocated GameServers (as agones-allocator records), written off the request path. */
+  events: z
+    .strictObject({
+      enabled: Bool.default(true),
+      /**
+       * The write budget per replica: qps writes per second plus perEvent of a write per event
+       * recorded (bounds events to about that share of the API server's writes under load), at
+       * most burst saved. Beyond it events wait (aggregating), then drop.
+       */
+      qps: z.coerce.number().positive().default(2),
+      perEvent: z.coerce.number().min(0).max(1).default(0.05),
+      burst: z.coerce.number().int().min(1).default(20),
+      /** Distinct events waiting to be written; more are dropped (counted in gateway_kubernetes_events_dropped_total). */
+      maxPending: z.coerce.number().int().min(1).default(1_000),
+    })
+    .prefault({}),
 });
 
 const MultiCluster = z
@@ -143,6 +159,18 @@ export const ConfigSchema = z.strictObject({
       readinessDrainMs: Ms.default(0),
       /** In-flight requests get this long to finish after listeners close. */
       graceMs: Ms.default(10_000),
+    })
+    .prefault({}),
+  tracing: z
+    .strictObject({
+      /** OTLP/HTTP traces URL (e.g. http://otel-collector:4318/v1/traces); absent = tracing off, at no cost. */
+      otlpEndpoint: z.url().optional(),
+      /** service.name of the exported spans. */
+      serviceName: z.string().min(1).default('allocator-gateway'),
+      /** Share of new traces sampled; a caller's sampled flag is always followed. */
+      sampleRatio: z.coerce.number().min(0).max(1).default(1),
+      /** Extra headers on OTLP requests (e.g. a tracing backend's API key). */
+      headers: z.record(z.string(), z.string()).default({}),
     })
     .prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),

@@ -1,6 +1,7 @@
 // Local allocation: pick a GameServer from the index, write it through the store with an
 // optimistic-concurrency precondition, move on to the next candidate on conflict.
 import { AllocationError } from '../allocation/errors.ts';
+import { inSpan, startSpan } from '../observability/tracing.ts';
 import { gameServerKey, type Allocation, type AllocationRequest, type GameServer, type GameServerSelector } from '../allocation/types.ts';
 import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore } from '../cluster/store.ts';
 import { applyAllocation } from './actions.ts';
@@ -27,6 +28,8 @@ export interface EngineOptions {
   readonly logger: EngineLogger;
   /** The agones.dev/last-allocated stamp (default: now, RFC 3339 with nanoseconds as Agones writes it). */
   readonly now?: () => string;
+  /** Told each GameServer this engine allocated, as written, and the writes it took (events, metrics); must not block. */
+  readonly onAllocated?: (written: GameServer, req: AllocationRequest, writeAttempts: number) => void;
 }
 
 /** What the caller's call context gives the engine. */
@@ -195,7 +198,9 @@ export class Engine {
     let rejected: StoreRejected | null = null;
     for (let attempt = 0; attempt < this.#opts.maxWriteAttempts; attempt++) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
+      const pickSpan = startSpan('local pick', { 'allocator_gateway.namespace': req.namespace, 'allocator_gateway.attempt': attempt });
       const gs = this.pick(req, tried);
+      pickSpan.end(gs ? { 'allocator_gateway.outcome': 'picked', 'allocator_gateway.game_server': gameServerKey(gs) } : { 'allocator_gateway.outcome': 'NO_GAME_SERVER' });
       if (!gs) {
         if (rejected) throw updateRejected(rejected);
         throw new AllocationError('NO_GAME_SERVER', 'there is no available GameServer to allocate', {
@@ -208,11 +213,12 @@ export class Engine {
       try {
         const next = applyAllocation(gs, req, this.#now(), ctx.annotations);
         // The write is not tied to the caller's signal: once sent it must finish so its outcome is known.
-        const written = await this.#write(next);
+        const written = await inSpan('GameServer write', { 'allocator_gateway.game_server': key }, () => this.#write(next), 'client');
         if (ctx.signal.aborted) {
           await this.#release(gs, written);
           throw abortError(ctx.signal);
         }
+        this.#opts.onAllocated?.(written, req, attempt + 1);
         return allocationOf(written, 'local');
       } catch (err) {
         if (err instanceof StoreConflict || err instanceof StoreNotFound) {

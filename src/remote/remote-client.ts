@@ -2,6 +2,7 @@
 // tried with a rotating start, each through its circuit breaker, each attempt bounded by the
 // route's budget, and fallback only where it cannot allocate twice.
 import * as grpc from '@grpc/grpc-js';
+import { startSpan, traceHeaders } from '../observability/tracing.ts';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import { ChannelPool, waitConnected, type RemoteStub, type RemoteTls } from './channel-pool.ts';
 import { BreakerOpen, EndpointBreakers, type BreakerSettings, type BreakerState } from './endpoint-breakers.ts';
@@ -122,9 +123,12 @@ export class RemoteClient {
       }
       const started = performance.now();
       const stub = this.#pool.get(endpoint, target.tls, target.serverCa);
+      // One span per attempt; its context goes to the remote (traceparent), whose spans continue the trace.
+      const span = startSpan('remote attempt', { 'allocator_gateway.target': target.name, 'allocator_gateway.endpoint': endpoint, 'rpc.system': 'grpc', 'rpc.method': 'Allocate' }, { role: 'client' });
       let attempt: RemoteAttempt;
       try {
-        const response = await this.#breakers.fire(endpoint, () => this.#call(stub, endpoint, request, deadline, opts));
+        const response = await span.run(() => this.#breakers.fire(endpoint, () => this.#call(stub, endpoint, request, deadline, opts)));
+        span.end({ 'allocator_gateway.outcome': 'allocated', 'rpc.grpc.status_code': 0 });
         return { ok: true, response, endpoint, attempts: [...attempts, { endpoint, outcome: 'allocated', code: 'OK', message: '', latencyMs: performance.now() - started, sent: true, ambiguous: false }] };
       } catch (err) {
         const latencyMs = performance.now() - started;
@@ -138,6 +142,7 @@ export class RemoteClient {
           attempt = { endpoint, outcome, code: codeName(code), message: details, latencyMs, sent: maybeSent(code, details), ambiguous: outcome === 'failed' && ambiguous(code, details) };
         }
       }
+      span.end({ 'allocator_gateway.outcome': attempt.ambiguous ? 'ambiguous' : attempt.outcome, 'allocator_gateway.code': attempt.code }, attempt.outcome === 'failed' ? attempt.message : undefined);
       attempts.push(attempt);
       // The cluster behind every endpoint of a target is the same: its answer is the target's.
       if (attempt.outcome !== 'failed' && attempt.outcome !== 'breaker-open') break;
@@ -160,6 +165,7 @@ export class RemoteClient {
       const md = new grpc.Metadata();
       md.set('x-request-id', opts.reqId);
       if (opts.idempotencyKey !== null) md.set('idempotency-key', opts.idempotencyKey);
+      for (const [k, v] of Object.entries(traceHeaders())) md.set(k, v);
       return await new Promise<WireAllocationResponse>((resolve, reject) => {
         const call = stub.Allocate(request, md, { deadline }, (err, res) => {
           opts.signal.removeEventListener('abort', cancel);

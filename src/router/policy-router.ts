@@ -7,6 +7,8 @@ import type { Allocation, AllocationRequest } from '../allocation/types.ts';
 import { abortError, allocationOf, type Engine } from '../engine/engine.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { StatusBoard } from '../observability/status-board.ts';
+import { inSpan } from '../observability/tracing.ts';
 import type { RemoteAttempt, RemoteClient, RemoteTarget } from '../remote/remote-client.ts';
 import { Budget } from './budget.ts';
 import type { CapacityCache } from './capacity-cache.ts';
@@ -25,6 +27,8 @@ export interface PolicyRouterOptions {
   readonly ledger: IdempotencyLedger;
   readonly logger: Logger;
   readonly metrics: Pick<Metrics, 'remoteAttempts' | 'remoteSeconds'>;
+  /** Told each remote attempt (the ops status page). */
+  readonly statusBoard?: Pick<StatusBoard, 'recordAttempt'>;
   /** Longest wait for a first capacity advertisement of a remote. */
   readonly capacityWaitMs: number;
   /** Poll interval while another replica serves the same idempotency key. */
@@ -106,7 +110,7 @@ export class PolicyRouter implements Router {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       let claim;
       try {
-        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal, fingerprint);
+        claim = await inSpan('idempotency claim', { 'allocator_gateway.namespace': req.namespace }, () => ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal, fingerprint));
       } catch (err) {
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'idempotency ledger unavailable');
@@ -291,6 +295,7 @@ export class PolicyRouter implements Router {
     const { logger, metrics, remote } = this.#o;
     const outcome = a.ambiguous ? 'ambiguous' : a.outcome;
     metrics.remoteAttempts.inc({ target: target.name, endpoint: a.endpoint, outcome });
+    this.#o.statusBoard?.recordAttempt({ target: target.name, endpoint: a.endpoint, namespace, outcome, code: a.code, latencyMs: a.latencyMs });
     if (a.outcome !== 'breaker-open' && a.outcome !== 'no-budget') metrics.remoteSeconds.observe({ target: target.name, endpoint: a.endpoint }, a.latencyMs / 1000);
     const line = {
       reqId: ctx.reqId, namespace, target: target.name, endpoint: a.endpoint, outcome, code: a.code,

@@ -172,6 +172,8 @@ export class GrpcServer {
       requestId: first('x-request-id'),
       identity: peer.identity,
       idempotencyKey: first('idempotency-key'),
+      traceparent: first('traceparent'),
+      tracestate: first('tracestate'),
     });
     call.on('cancelled', () => ctx.cancel());
     const decodeError = decodeErrorOf(call.request);

@@ -101,6 +101,8 @@ export class RestServer {
       requestId: header('x-request-id'),
       identity: clientIdentity(cert),
       idempotencyKey: header('idempotency-key'),
+      traceparent: header('traceparent'),
+      tracestate: header('tracestate'),
     });
     if (!hasClientAuthUsage(cert)) {
       const refused = this.#opts.handler.refuse(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'), ctx);

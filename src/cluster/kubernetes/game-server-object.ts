@@ -57,6 +57,7 @@ export function toGameServer(obj: GameServerObject): GameServer {
     namespace: m.namespace ?? '',
     name: m.name ?? '',
     resourceVersion: m.resourceVersion ?? '',
+    ...(typeof m.uid === 'string' ? { uid: m.uid } : {}),
     labels: m.labels ?? EMPTY,
     annotations: m.annotations ?? EMPTY,
     state: s.state ?? '',

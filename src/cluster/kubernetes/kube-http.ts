@@ -32,6 +32,8 @@ export interface KubeRequestOptions {
   readonly signal?: AbortSignal;
   /** Socket inactivity timeout; default 30 s. */
   readonly timeoutMs?: number;
+  /** Content type of the body; default application/json (a PATCH needs e.g. application/merge-patch+json). */
+  readonly contentType?: string;
 }
 
 /** One event of a watch stream. */
@@ -91,7 +93,7 @@ export class KubeHttp {
     const payload = opts.body === undefined ? undefined : Buffer.from(stringifyExact(opts.body));
     const headers: Record<string, string> = { ...creds.headers, accept: 'application/json' };
     if (payload !== undefined) {
-      headers['content-type'] = 'application/json';
+      headers['content-type'] = opts.contentType ?? 'application/json';
       headers['content-length'] = String(payload.length);
     }
     const send = url.protocol === 'http:' ? http.request : https.request;

@@ -41,6 +41,8 @@ export interface KubernetesStoreOptions {
    * Agones does for Packed; default true. Without the RBAC for it, the served namespaces are counted.
    */
   readonly clusterNodeCounts?: boolean;
+  /** Told how each write whose answer was lost was settled (metrics). */
+  readonly onLostAnswer?: (settled: 'applied' | 'not-applied' | 'changed' | 'unknown') => void;
 }
 
 /** One cached GameServer: the domain view and the stored object to write back from. */
@@ -251,13 +253,16 @@ export class KubernetesStore implements ClusterStore {
         const obj = res.body as GameServerObject;
         if ((obj.metadata?.resourceVersion ?? '') === next.resourceVersion) {
           this.#log.debug({ gameServer: key }, 'GameServer write whose answer was lost was not applied');
+          this.#opts.onLostAnswer?.('not-applied');
           throw new AllocationError('NOT_READY', failure.message, { cause: failure.cause, metadata: { ambiguous: 'false' } });
         }
         if (carries(obj, next)) {
           this.#log.info({ gameServer: key }, 'GameServer write whose answer was lost was applied; counted as written');
+          this.#opts.onLostAnswer?.('applied');
           return this.#applyWrite(obj);
         }
         this.#hideStale(key, entry);
+        this.#opts.onLostAnswer?.('changed');
         throw new StoreConflict(`GameServer ${key} was changed by another writer while the API server was unavailable`);
       }
       if (res?.status === 404) throw new StoreNotFound(`GameServer ${key} not found`);
@@ -275,6 +280,7 @@ export class KubernetesStore implements ClusterStore {
       { gameServer: key, resourceVersion: next.resourceVersion },
       'could not learn whether a GameServer write whose answer was lost was applied: it may be Allocated with no caller',
     );
+    this.#opts.onLostAnswer?.('unknown');
     throw failure;
   }
 

@@ -75,7 +75,7 @@ describe('RemoteClient', () => {
 
   test('an unsent failure moves to the next endpoint; a lost reply does not (without a key)', async (t) => {
     const hang = await startAgonesAllocatorDouble(t, { certs, gameServers: [{ name: 'h' }], mode: 'hang' });
-    const ok = await startAgonesAllocatorDouble(t, { certs, gameServers: [{ name: 'o1' }, { name: 'o2' }] });
+    const ok = await startAgonesAllocatorDouble(t, { certs, batchWaitMs: 20, gameServers: [{ name: 'o1' }, { name: 'o2' }] });
     const c = client({ attemptTimeoutMs: 200 });
     const target: RemoteTarget = { name: 'x', endpoints: [hang.endpoint, ok.endpoint], tls: material(), serverCa: '' };
     const r1 = await call(c, target); // starts at hang

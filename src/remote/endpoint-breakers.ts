@@ -1,6 +1,7 @@
 // One opossum circuit breaker per remote endpoint. Only 'failed' outcomes count against an
 // endpoint; "no capacity", rejections and our own cancellations leave its health untouched.
 import CircuitBreaker from 'opossum';
+import type { ErrorInfo } from '../protocol/error-info.ts';
 import { classify, healthy } from './outcome.ts';
 
 export interface BreakerSettings {
@@ -54,7 +55,8 @@ export class EndpointBreakers {
       rollingCountTimeout: s.rollingCountTimeoutMs,
       rollingCountBuckets: 10,
       // true = the failure says nothing about the endpoint's health
-      errorFilter: (e: { code?: unknown }) => typeof e?.code === 'number' && healthy(classify(e.code)),
+      errorFilter: (e: { code?: unknown; details?: unknown; info?: ErrorInfo | null }) =>
+        typeof e?.code === 'number' && healthy(classify({ code: e.code, details: typeof e.details === 'string' ? e.details : '', info: e.info ?? null }).outcome),
     });
     b.on('open', () => this.#onState(endpoint, 'open'));
     b.on('halfOpen', () => this.#onState(endpoint, 'half-open'));

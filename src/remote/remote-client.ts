@@ -6,7 +6,8 @@ import type { WireAllocationRequest, WireAllocationResponse } from '../allocatio
 import { ChannelPool, waitConnected, type RemoteStub, type RemoteTls } from './channel-pool.ts';
 import { BreakerOpen, EndpointBreakers, type BreakerSettings, type BreakerState } from './endpoint-breakers.ts';
 import type { WireGetCapacityResponse } from './gateway-proto.ts';
-import { ambiguous, classify, codeName, maybeSent, type Outcome } from './outcome.ts';
+import { errorInfoOf, type ErrorInfo } from '../protocol/error-info.ts';
+import { classify, codeName, type Outcome } from './outcome.ts';
 
 /** A remote destination: one policy's endpoints and TLS. */
 export interface RemoteTarget {
@@ -74,6 +75,7 @@ export interface RemoteClientOptions {
 interface CallError {
   code: number;
   details: string;
+  info?: ErrorInfo | null;
 }
 
 export class RemoteClient {
@@ -134,13 +136,15 @@ export class RemoteClient {
           const e = err as CallError;
           const code = typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN;
           const details = typeof e.details === 'string' ? e.details : String(err);
-          const outcome = opts.signal.aborted ? 'cancelled' : classify(code);
-          attempt = { endpoint, outcome, code: codeName(code), message: details, latencyMs, sent: maybeSent(code, details), ambiguous: outcome === 'failed' && ambiguous(code, details) };
+          const c = classify({ code, details, info: e.info ?? null });
+          const outcome = opts.signal.aborted ? 'cancelled' : c.outcome;
+          attempt = { endpoint, outcome, code: codeName(code), message: details, latencyMs, sent: c.sent, ambiguous: outcome === 'failed' && c.ambiguous };
         }
       }
       attempts.push(attempt);
-      // The cluster behind every endpoint of a target is the same: its answer is the target's.
-      if (attempt.outcome !== 'failed' && attempt.outcome !== 'breaker-open') break;
+      // The cluster behind every endpoint of a target is the same: its answer is the target's
+      // (a refusal is one replica's, so another endpoint may still serve).
+      if (attempt.outcome !== 'failed' && attempt.outcome !== 'breaker-open' && attempt.outcome !== 'refused') break;
       // A lost reply may hide an allocation: another endpoint is safe only when the key dedups it.
       if (attempt.ambiguous && opts.idempotencyKey === null) break;
     }
@@ -163,7 +167,7 @@ export class RemoteClient {
       return await new Promise<WireAllocationResponse>((resolve, reject) => {
         const call = stub.Allocate(request, md, { deadline }, (err, res) => {
           opts.signal.removeEventListener('abort', cancel);
-          if (err) reject({ code: err.code, details: err.details } satisfies CallError);
+          if (err) reject({ code: err.code, details: err.details, info: errorInfoOf(err) } satisfies CallError);
           else resolve(res as WireAllocationResponse);
         });
         const cancel = (): void => call.cancel();

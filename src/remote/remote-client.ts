@@ -28,7 +28,7 @@ export interface AttemptBudget {
 
 export interface RemoteCallOptions {
   readonly budget: AttemptBudget;
-  /** Forwarded as `idempotency-key` metadata; also allows fallback after an ambiguous failure. */
+  /** Forwarded as `idempotency-key` metadata (a gateway remote dedups repeats by it). */
   readonly idempotencyKey: string | null;
   readonly reqId: string;
   readonly signal: AbortSignal;
@@ -125,8 +125,9 @@ export class RemoteClient {
       const started = performance.now();
       const stub = this.#pool.get(endpoint, target.tls, target.serverCa);
       let attempt: RemoteAttempt;
+      const issued = { value: false };
       try {
-        const response = await this.#breakers.fire(endpoint, () => this.#call(stub, endpoint, request, deadline, opts));
+        const response = await this.#breakers.fire(endpoint, () => this.#call(stub, endpoint, request, deadline, opts, issued));
         return { ok: true, response, endpoint, attempts: [...attempts, { endpoint, outcome: 'allocated', code: 'OK', message: '', latencyMs: performance.now() - started, sent: true, ambiguous: false }] };
       } catch (err) {
         const latencyMs = performance.now() - started;
@@ -137,21 +138,22 @@ export class RemoteClient {
           const code = typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN;
           const details = typeof e.details === 'string' ? e.details : String(err);
           const c = classify({ code, details, info: e.info ?? null });
-          const outcome = opts.signal.aborted ? 'cancelled' : c.outcome;
-          attempt = { endpoint, outcome, code: codeName(code), message: details, latencyMs, sent: c.sent, ambiguous: outcome === 'failed' && c.ambiguous };
+          // Our caller left (deadline or cancel) after the call went out: the remote may still allocate.
+          if (opts.signal.aborted) attempt = { endpoint, outcome: 'cancelled', code: codeName(code), message: details, latencyMs, sent: issued.value, ambiguous: issued.value };
+          else attempt = { endpoint, outcome: c.outcome, code: codeName(code), message: details, latencyMs, sent: c.sent && issued.value, ambiguous: c.outcome === 'failed' && c.ambiguous && issued.value };
         }
       }
       attempts.push(attempt);
       // The cluster behind every endpoint of a target is the same: its answer is the target's
       // (a refusal is one replica's, so another endpoint may still serve).
       if (attempt.outcome !== 'failed' && attempt.outcome !== 'breaker-open' && attempt.outcome !== 'refused') break;
-      // A lost reply may hide an allocation: another endpoint is safe only when the key dedups it.
-      if (attempt.ambiguous && opts.idempotencyKey === null) break;
+      // A lost reply may hide an allocation: the router decides what may follow.
+      if (attempt.ambiguous) break;
     }
     return { ok: false, attempts };
   }
 
-  #call(stub: RemoteStub, endpoint: string, request: WireAllocationRequest, deadline: number, opts: RemoteCallOptions): Promise<WireAllocationResponse> {
+  #call(stub: RemoteStub, endpoint: string, request: WireAllocationRequest, deadline: number, opts: RemoteCallOptions, issued: { value: boolean }): Promise<WireAllocationResponse> {
     return (async () => {
       const state = stub.getChannel().getConnectivityState(true);
       if (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
@@ -164,6 +166,8 @@ export class RemoteClient {
       const md = new grpc.Metadata();
       md.set('x-request-id', opts.reqId);
       if (opts.idempotencyKey !== null) md.set('idempotency-key', opts.idempotencyKey);
+      if (opts.signal.aborted) throw { code: grpc.status.CANCELLED, details: 'the caller cancelled the request' } satisfies CallError;
+      issued.value = true;
       return await new Promise<WireAllocationResponse>((resolve, reject) => {
         const call = stub.Allocate(request, md, { deadline }, (err, res) => {
           opts.signal.removeEventListener('abort', cancel);

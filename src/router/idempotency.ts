@@ -10,6 +10,14 @@ export const IDEMPOTENCY_ANNOTATION = 'allocator-gateway.dev/idempotency-key';
 /** Annotation (response and local GameServer) naming the policy's clusterName that served. */
 export const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
 
+/**
+ * Annotation carrying the request identifier on every GameServer allocated for a request, local
+ * or remote (forwarded in `metadata`, which agones-allocator and gateways write onto the
+ * GameServer): an allocation whose reply was lost is found by it. Informational, unlike the two
+ * above: a caller or a peer gateway may set it, and it is then kept as sent.
+ */
+export const REQUEST_ID_ANNOTATION = 'allocator-gateway.dev/request-id';
+
 /** The key as stored and forwarded: scoped by namespace and caller identity, never the raw key. */
 export function idempotencyHash(namespace: string, identity: string | null, key: string): string {
   return createHash('sha256').update(namespace).update('\0').update(identity ?? '').update('\0').update(key).digest('hex').slice(0, 40);

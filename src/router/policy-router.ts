@@ -10,7 +10,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { RemoteAttempt, RemoteClient, RemoteTarget } from '../remote/remote-client.ts';
 import { Budget } from './budget.ts';
 import type { CapacityCache } from './capacity-cache.ts';
-import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
+import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, REQUEST_ID_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
 import { planRoute, seededRandom, type PlanTarget, type RoutePlan } from './plan.ts';
 import { selectPolicies } from './policy.ts';
 import { SecretProblem, type PolicySource } from './policy-source.ts';
@@ -140,8 +140,9 @@ export class PolicyRouter implements Router {
     const { plan } = await this.#plan(req, ctx.signal, hash);
     const attempts: AttemptReport[] = [];
     const tried = new Set<string>();
+    const requestId = requestIdOf(req, ctx);
     for (const target of plan.targets) {
-      const step = await this.#step(target, req, ctx, budget, hash, annotations, attempts, tried);
+      const step = await this.#step(target, req, ctx, budget, hash, { ...annotations, [REQUEST_ID_ANNOTATION]: requestId }, attempts, tried, requestId);
       if ('done' in step) return step.done;
       if ('stop' in step) throw step.stop;
       if (ctx.signal.aborted) throw withAttempts(abortError(ctx.signal), attempts);
@@ -158,6 +159,7 @@ export class PolicyRouter implements Router {
     annotations: Record<string, string>,
     attempts: AttemptReport[],
     tried: Set<string>,
+    requestId: string,
   ): Promise<Step> {
     const { logger, metrics } = this.#o;
     const p = target.policy;
@@ -224,14 +226,14 @@ export class PolicyRouter implements Router {
       return { next: true };
     }
     const forwardedKey = hash === null ? null : `${FORWARDED_KEY_PREFIX}${hash}`;
-    const result = await this.#o.remote.allocate(remote, forwardedRequestToWire(req, ns), {
+    const result = await this.#o.remote.allocate(remote, forwardedRequestToWire(withRequestId(req, requestId), ns), {
       budget,
       idempotencyKey: forwardedKey,
       reqId: ctx.reqId,
       signal: ctx.signal,
     });
     for (const a of result.attempts) this.#observe(target, ns, ctx, a);
-    for (const a of result.attempts) if (a.outcome !== 'allocated') report(a.endpoint, a.ambiguous ? 'ambiguous' : a.outcome, a.code, a.message);
+    for (const a of result.attempts) if (a.outcome !== 'allocated') report(a.endpoint, a.ambiguous ? 'ambiguous' : a.outcome, a.code, OUTCOME_TEXT[a.ambiguous ? 'ambiguous' : a.outcome] ?? a.outcome);
     if (result.ok) {
       const allocation = responseFromWire(result.response, ns, result.endpoint);
       if (p.clusterName === '') return { done: allocation };
@@ -241,18 +243,10 @@ export class PolicyRouter implements Router {
     }
     const last = result.attempts.at(-1);
     if (last?.outcome === 'no-capacity') this.#o.capacity.noteNoCapacity(remote, ns, req);
+    // Sent and unanswered: the remote may have allocated. Another cluster could allocate a second
+    // GameServer, so the route ends here and the caller is told so, keyed or not.
+    if (last?.ambiguous) return { stop: ambiguousError(target.name, last.endpoint, requestId, ctx, budget, attempts) };
     if (last?.outcome === 'cancelled' || ctx.signal.aborted) return { stop: withAttempts(abortError(ctx.signal), attempts) };
-    if (last?.ambiguous && hash === null) {
-      const deadline = budget.remainingMs() === 0;
-      return {
-        stop: new AllocationError(
-          deadline ? 'DEADLINE_EXCEEDED' : 'ALL_TARGETS_FAILED',
-          `target ${target.name} (${last.endpoint}) may have allocated but its reply was lost (${last.code}: ${last.message}); ` +
-            'not tried elsewhere, to never allocate twice (send an idempotency key to allow fallback)',
-          { attempts, metadata: { ambiguous: 'true' } },
-        ),
-      };
-    }
     if (last?.outcome === 'no-budget' || budget.remainingMs() === 0) {
       return { stop: new AllocationError('DEADLINE_EXCEEDED', `the caller's deadline left no time for ${target.name} or later targets`, { attempts }) };
     }
@@ -327,6 +321,41 @@ export class PolicyRouter implements Router {
   }
 }
 
+/** Stable words for each attempt outcome (callers see these; the remote's own text goes to the log). */
+const OUTCOME_TEXT: Readonly<Record<string, string>> = {
+  'no-capacity': 'no GameServer matched the request',
+  rejected: 'the remote rejected the request as invalid',
+  denied: 'the remote refused the client credentials',
+  refused: 'the remote declined without allocating (overloaded, rate limited or not ready)',
+  cancelled: 'the caller left before the call was sent',
+  failed: 'the call failed; nothing was allocated',
+  ambiguous: 'the request was sent and no answer came back: the remote may have allocated',
+  'breaker-open': 'not attempted: the circuit breaker of this endpoint is open',
+  'no-budget': 'not attempted: too little of the caller\'s deadline was left',
+};
+
+/** The request identifier recorded on the GameServer: the caller's (or a peer gateway's) if set, else ours. */
+function requestIdOf(req: AllocationRequest, ctx: RouteContext): string {
+  const a = req.metadata.annotations;
+  return Object.hasOwn(a, REQUEST_ID_ANNOTATION) ? a[REQUEST_ID_ANNOTATION]! : ctx.reqId;
+}
+
+/** The request with the request identifier in its metadata, for the remote to write onto the GameServer. */
+function withRequestId(req: AllocationRequest, requestId: string): AllocationRequest {
+  return { ...req, metadata: { labels: req.metadata.labels, annotations: { ...req.metadata.annotations, [REQUEST_ID_ANNOTATION]: requestId } } };
+}
+
+/** The route ends on an attempt that may have allocated: the caller is told so, and where to look. */
+function ambiguousError(target: string, endpoint: string, requestId: string, ctx: RouteContext, budget: Budget, attempts: readonly AttemptReport[]): AllocationError {
+  const reason: Reason = ctx.signal.aborted ? abortError(ctx.signal).reason : budget.remainingMs() === 0 ? 'DEADLINE_EXCEEDED' : 'ALL_TARGETS_FAILED';
+  return new AllocationError(
+    reason,
+    `target ${target} may have allocated a GameServer for this request: the request was sent and no answer came back. ` +
+      `It was not tried elsewhere, so nothing is allocated twice; a GameServer allocated for it carries the annotation ${REQUEST_ID_ANNOTATION}=${requestId}`,
+    { attempts, metadata: { ambiguous: 'true', target, endpoint, requestId } },
+  );
+}
+
 function withAttempts(err: AllocationError, attempts: readonly AttemptReport[]): AllocationError {
   if (attempts.length === 0) return err;
   return new AllocationError(err.reason, err.message, { attempts, metadata: { ...err.metadata } });
@@ -344,13 +373,13 @@ export function finalError(attempts: readonly AttemptReport[]): AllocationError 
   } else if (attempts.some((a) => a.outcome === 'rejected') && attempts.every((a) => a.outcome === 'rejected' || noCapacity(a.outcome))) {
     reason = 'REMOTE_REJECTED';
     const r = attempts.find((a) => a.outcome === 'rejected')!;
-    message = `remote ${r.target} (${r.endpoint}) rejected the request: ${r.code}: ${r.message.slice(0, 500)}`;
+    message = `remote target ${r.target} rejected the request as invalid (status ${r.code}); its reason is in the gateway's log`;
   } else if (attempts.some((a) => a.outcome === 'no-budget')) {
     reason = 'DEADLINE_EXCEEDED';
     message = 'the caller\'s deadline ran out before a target served the request';
   } else {
     reason = 'ALL_TARGETS_FAILED';
-    message = `every target failed: ${attempts.map((a) => `${a.target}@${a.endpoint}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;
+    message = `every target failed: ${attempts.map((a) => `${a.target}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;
   }
   return new AllocationError(reason, message, { attempts });
 }

@@ -8,6 +8,8 @@ import { caught, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { simpleFleet, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { parseFleetFile } from '../../src/cluster/memory/fleet-file.ts';
 import { attemptsOf, policy, policyDir } from './fixtures.ts';
+import { startAgonesAllocatorDouble, type AgonesAllocatorDouble, type DoubleMode } from '../helpers/agones-allocator-double.ts';
+import { ledgerText, multiClusterLedger, REQUEST_ID_ANNOTATION, snapshotDouble, snapshotMemory, type Told } from './ledger.ts';
 
 const MC = { enabled: true };
 const certs: TestCerts = devCerts({ after });
@@ -38,4 +40,65 @@ describe("a remote gateway's answers are classified from its ErrorInfo", () => {
     assert.ok(line, 'the refusal is logged as refused');
     assert.equal(line.code, 'UNAVAILABLE');
   });
+});
+
+/** A caller's answer as the ledger records it. */
+function toldOf(requestId: string, r: { ok: true; gameServerName: string; cluster: string } | { ok: false; metadata: Readonly<Record<string, string>> }): Told {
+  if (r.ok) return { requestId, told: 'allocated', cluster: r.cluster, gameServer: r.gameServerName };
+  if (r.metadata.ambiguous === 'true') return { requestId, told: 'ambiguous', cluster: r.metadata.target ?? '' };
+  return { requestId, told: 'failed' };
+}
+
+describe('a remote that may have allocated is reported as ambiguous, and nothing is allocated elsewhere', () => {
+  // The stand-in at agones' default 500 ms batch window; a spare gateway (in process, so the ledger can read its cluster) behind it.
+  const cases: { name: string; mode: DoubleMode; key: string | null; door: 'rest' | 'grpc'; deadlineMs: number; reason: string }[] = [
+    { name: 'deadline shorter than the batch window, unkeyed', mode: 'normal', key: null, door: 'rest', deadlineMs: 300, reason: 'DEADLINE_EXCEEDED' },
+    { name: 'deadline shorter than the batch window, keyed', mode: 'normal', key: 'k-window', door: 'rest', deadlineMs: 300, reason: 'DEADLINE_EXCEEDED' },
+    { name: 'reply lost after allocate (stream reset), unkeyed', mode: 'allocate-then-reset', key: null, door: 'grpc', deadlineMs: 5_000, reason: 'ALL_TARGETS_FAILED' },
+    { name: 'reply lost after allocate (stream reset), keyed', mode: 'allocate-then-reset', key: 'k-reset', door: 'grpc', deadlineMs: 5_000, reason: 'ALL_TARGETS_FAILED' },
+  ];
+  for (const c of cases) {
+    test(c.name, async (t) => {
+      const d: AgonesAllocatorDouble = await startAgonesAllocatorDouble(t, { certs, mode: c.mode, gameServers: [{ name: 'd-0' }, { name: 'd-1' }] });
+      const spare = await startGateway(t, { certs, gameServers: parseFleetFile(simpleFleet('s', 3)) });
+      const a = await front(t, [policy('agones', { priority: 1, endpoints: [d.endpoint] }), policy('spare', { priority: 2, endpoints: [spare.grpcAddress] })]);
+      const before = [snapshotDouble(d), snapshotMemory(spare.store)] as const;
+      const requestId = `req-${c.name.replace(/[^a-z]+/g, '-')}`;
+      let metadata: Readonly<Record<string, string>>;
+      let reason: string | null;
+      if (c.door === 'rest') {
+        const r = await a.rest({ namespace: 'default', multiClusterSetting: MC }, { headers: { 'grpc-timeout': `${c.deadlineMs}m`, 'x-request-id': requestId, ...(c.key ? { 'idempotency-key': c.key } : {}) } });
+        assert.equal(r.status, 504, JSON.stringify(r.body));
+        metadata = r.body.details[0].metadata;
+        reason = r.body.details[0].reason;
+      } else {
+        const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: c.deadlineMs, requestId, ...(c.key ? { idempotencyKey: c.key } : {}) }));
+        assert.ok(err instanceof AllocatorError, String(err));
+        metadata = err.errorInfo?.metadata ?? {};
+        reason = err.reason;
+        assert.deepEqual(attemptsOf(err).map((x) => `${x.target}:${x.outcome}`), ['agones:ambiguous']);
+      }
+      assert.equal(reason, c.reason);
+      assert.equal(metadata.ambiguous, 'true');
+      assert.equal(metadata.target, 'agones');
+      assert.equal(metadata.endpoint, d.endpoint);
+      assert.equal(metadata.requestId, requestId);
+      const audit = a.logs.find((l) => l.audit === true && l.reqId === requestId);
+      assert.equal(audit?.ambiguous, true, JSON.stringify(audit));
+      assert.equal(audit?.target, 'agones');
+      assert.equal(audit?.requestId, requestId);
+      // The stand-in allocates after the caller has gone: wait for its batch loop.
+      await d.drained();
+      await d.drained();
+      const ledger = multiClusterLedger(
+        [{ name: 'agones', before: before[0], after: snapshotDouble(d) }, { name: 'spare', before: before[1], after: snapshotMemory(spare.store) }],
+        [toldOf(requestId, { ok: false, metadata })],
+      );
+      assert.equal(ledger.doubles, 0, ledgerText(ledger));
+      assert.equal(ledger.orphansUnreported, 0, ledgerText(ledger));
+      assert.equal(ledger.orphansReported, 1, ledgerText(ledger));
+      assert.equal(ledger.rows[0]!.requestId, requestId);
+      assert.equal(d.gameServers.find((g) => g.state === 'Allocated')?.annotations?.[REQUEST_ID_ANNOTATION], requestId);
+    });
+  }
 });

@@ -128,7 +128,9 @@ describe('routing by policy', () => {
     const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
     assert.equal(err.code, grpc.status.FAILED_PRECONDITION);
     assert.equal(err.reason, 'REMOTE_REJECTED');
-    assert.match(err.details, /is invalid/);
+    // The remote's own text stays in the log; the caller gets the status and the target.
+    assert.match(err.details, /remote target agones rejected the request as invalid \(status 422\)/);
+    assert.ok(a.logs.some((l) => l.target === 'agones' && /is invalid/.test(String(l.message))));
     assert.equal(d.calls.length, 1);
     assert.deepEqual(attemptsOf(err).map((x) => [x.outcome, x.code]), [['rejected', '422']]);
   });
@@ -171,7 +173,7 @@ describe('routing by policy', () => {
     assert.ok(took >= 450 && took < 1_500, `took ${took} ms`);
   });
 
-  test('a remote that accepted the call and never answered: ambiguous, not retried elsewhere without a key', async (t) => {
+  test('a remote that accepted the call and never answered: ambiguous, not retried elsewhere, keyed or not', async (t) => {
     const d = await startAgonesAllocatorDouble(t, { certs, gameServers: [{ name: 'gs' }], mode: 'hang' });
     const a = await front(t, [policy('hang', { priority: 1, endpoints: [d.endpoint] }), policy('cluster-b', { priority: 2, endpoints: [b.address] })], {
       multiCluster: { attemptTimeoutMs: 300 },
@@ -181,9 +183,10 @@ describe('routing by policy', () => {
     assert.equal(err.reason, 'ALL_TARGETS_FAILED');
     assert.match(err.details, /may have allocated/);
     assert.equal(served(b), before);
-    // With an idempotency key the fallback is allowed (the key travels, a gateway dedups).
-    const r = await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'hang-1' });
-    assert.equal(r.source, b.address);
+    // agones-allocator does not honour idempotency keys: a key changes nothing.
+    const keyed = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'hang-1' }));
+    assert.equal(keyed.errorInfo?.metadata.ambiguous, 'true');
+    assert.equal(served(b), before);
   });
 
   test('all fail → the most meaningful code and every target tried, in order', async (t) => {

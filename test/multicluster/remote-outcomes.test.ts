@@ -102,3 +102,18 @@ describe('a remote that may have allocated is reported as ambiguous, and nothing
     });
   }
 });
+
+describe('the request identifier', () => {
+  test('is forwarded in metadata and written on the remote GameServer; one set by a caller or peer is kept as sent', async (t) => {
+    const d = await startAgonesAllocatorDouble(t, { certs, batchWaitMs: 20, gameServers: [{ name: 'id-0' }, { name: 'id-1' }] });
+    const a = await front(t, [policy('agones', { priority: 1, endpoints: [d.endpoint] })]);
+    const r1 = await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, requestId: 'from-header-1' });
+    assert.equal(d.gameServers.find((g) => g.name === r1.gameServerName)?.annotations?.[REQUEST_ID_ANNOTATION], 'from-header-1');
+    assert.equal(d.calls[0]!.headers['x-request-id'], 'from-header-1');
+    const r2 = await a.client().allocate(
+      { namespace: 'default', multiClusterSetting: MC, metadata: { annotations: { [REQUEST_ID_ANNOTATION]: 'set-upstream-7' } } },
+      { deadline: 5_000, requestId: 'from-header-2' },
+    );
+    assert.equal(d.gameServers.find((g) => g.name === r2.gameServerName)?.annotations?.[REQUEST_ID_ANNOTATION], 'set-upstream-7');
+  });
+});

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import { ChannelPool, waitConnected, type RemoteStub, type RemoteTls } from './channel-pool.ts';
+import { EndpointLatency } from './endpoint-latency.ts';
 import { BreakerOpen, EndpointBreakers, type BreakerSettings, type BreakerState } from './endpoint-breakers.ts';
 import type { WireGetCapacityResponse } from './gateway-proto.ts';
 import { errorInfoOf, type ErrorInfo } from '../protocol/error-info.ts';
@@ -32,10 +33,15 @@ export interface RemoteCallOptions {
   readonly idempotencyKey: string | null;
   readonly reqId: string;
   readonly signal: AbortSignal;
+  /** Start with this endpoint (a repeat goes where the lost attempt went first). */
+  readonly first?: string;
 }
 
-/** Outcome of one attempt, plus the ways an attempt can end without a remote status. */
-export type AttemptOutcome = Outcome | 'breaker-open' | 'no-budget';
+/**
+ * Outcome of one attempt, plus the ways an attempt can end without a remote status: an open
+ * breaker, too little time left to start, or an endpoint whose observed latency exceeds what is left.
+ */
+export type AttemptOutcome = Outcome | 'breaker-open' | 'no-budget' | 'too-slow';
 
 export interface RemoteAttempt {
   readonly endpoint: string;
@@ -83,6 +89,7 @@ export class RemoteClient {
   readonly #pool: ChannelPool;
   readonly #breakers: EndpointBreakers;
   readonly #rotation = new Map<string, number>();
+  readonly #latency = new EndpointLatency();
   readonly #targetOf = new Map<string, string>();
 
   constructor(opts: RemoteClientOptions) {
@@ -114,7 +121,9 @@ export class RemoteClient {
   /** One allocation on a target; never throws. */
   async allocate(target: RemoteTarget, request: WireAllocationRequest, opts: RemoteCallOptions): Promise<RemoteResult> {
     const attempts: RemoteAttempt[] = [];
-    for (const endpoint of this.order(target, true)) {
+    let order = this.order(target, true);
+    if (opts.first !== undefined && order.includes(opts.first)) order = [opts.first, ...order.filter((e) => e !== opts.first)];
+    for (const endpoint of order) {
       this.#targetOf.set(endpoint, target.name);
       if (opts.signal.aborted) break;
       const deadline = opts.budget.forAttempt(this.#opts.attemptTimeoutMs, this.#opts.minAttemptMs);
@@ -122,12 +131,21 @@ export class RemoteClient {
         attempts.push({ endpoint, outcome: 'no-budget', code: '', message: `less than ${this.#opts.minAttemptMs} ms left of the caller's deadline; not attempted`, latencyMs: 0, sent: false, ambiguous: false });
         break;
       }
+      // An attempt that would most likely outlive the caller's deadline is not started: a remote
+      // that allocates after the caller has gone leaves a GameServer nobody was told about.
+      const expected = this.#latency.expectedMs(endpoint);
+      const left = opts.budget.remainingMs();
+      if (expected !== null && expected > left) {
+        attempts.push({ endpoint, outcome: 'too-slow', code: '', message: `answers in about ${Math.round(expected)} ms (recent calls); ${Math.round(left)} ms of the caller's deadline were left`, latencyMs: 0, sent: false, ambiguous: false });
+        continue;
+      }
       const started = performance.now();
       const stub = this.#pool.get(endpoint, target.tls, target.serverCa);
       let attempt: RemoteAttempt;
       const issued = { value: false };
       try {
         const response = await this.#breakers.fire(endpoint, () => this.#call(stub, endpoint, request, deadline, opts, issued));
+        this.#latency.observe(endpoint, performance.now() - started);
         return { ok: true, response, endpoint, attempts: [...attempts, { endpoint, outcome: 'allocated', code: 'OK', message: '', latencyMs: performance.now() - started, sent: true, ambiguous: false }] };
       } catch (err) {
         const latencyMs = performance.now() - started;
@@ -143,6 +161,8 @@ export class RemoteClient {
           else attempt = { endpoint, outcome: c.outcome, code: codeName(code), message: details, latencyMs, sent: c.sent && issued.value, ambiguous: c.outcome === 'failed' && c.ambiguous && issued.value };
         }
       }
+      // Cut short or answered, the call took at least this long.
+      if (issued.value) this.#latency.observe(endpoint, attempt.latencyMs);
       attempts.push(attempt);
       // The cluster behind every endpoint of a target is the same: its answer is the target's
       // (a refusal is one replica's, so another endpoint may still serve).

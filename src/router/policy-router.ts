@@ -72,7 +72,16 @@ export class PolicyRouter implements Router {
     // Same key on this replica at once: share one route.
     const id = `${req.namespace}/${hash}`;
     const running = this.#inFlight.get(id);
-    if (running) return await running;
+    if (running) {
+      try {
+        return await running;
+      } catch (err) {
+        // The first caller left (its deadline or cancel ended that route, which released what it
+        // held): a repeat still waiting is served on its own.
+        const gone = err instanceof AllocationError && (err.reason === 'CANCELLED' || err.reason === 'DEADLINE_EXCEEDED') && err.metadata.ambiguous !== 'true';
+        if (!gone || ctx.signal.aborted || this.#inFlight.has(id)) throw err;
+      }
+    }
     const p = this.#keyed(req, ctx, budget, hash).finally(() => this.#inFlight.delete(id));
     this.#inFlight.set(id, p);
     return await p;
@@ -226,14 +235,23 @@ export class PolicyRouter implements Router {
       return { next: true };
     }
     const forwardedKey = hash === null ? null : `${FORWARDED_KEY_PREFIX}${hash}`;
-    const result = await this.#o.remote.allocate(remote, forwardedRequestToWire(withRequestId(req, requestId), ns), {
-      budget,
-      idempotencyKey: forwardedKey,
-      reqId: ctx.reqId,
-      signal: ctx.signal,
-    });
-    for (const a of result.attempts) this.#observe(target, ns, ctx, a);
-    for (const a of result.attempts) if (a.outcome !== 'allocated') report(a.endpoint, a.ambiguous ? 'ambiguous' : a.outcome, a.code, OUTCOME_TEXT[a.ambiguous ? 'ambiguous' : a.outcome] ?? a.outcome);
+    const wire = forwardedRequestToWire(withRequestId(req, requestId), ns);
+    const call = async (first?: string) => {
+      const r = await this.#o.remote.allocate(remote, wire, { budget, idempotencyKey: forwardedKey, reqId: ctx.reqId, signal: ctx.signal, ...(first !== undefined ? { first } : {}) });
+      for (const a of r.attempts) this.#observe(target, ns, ctx, a);
+      // Our own words only: the remote's text is in the log line above.
+      for (const a of r.attempts) if (a.outcome !== 'allocated') report(a.endpoint, a.ambiguous ? 'ambiguous' : a.outcome, a.code, a.outcome === 'too-slow' ? a.message : (OUTCOME_TEXT[a.ambiguous ? 'ambiguous' : a.outcome] ?? a.outcome));
+      return r;
+    };
+    let result = await call();
+    const lost = result.ok ? undefined : result.attempts.at(-1);
+    if (lost?.ambiguous && forwardedKey !== null && this.#o.capacity.honoursIdempotencyKeys(remote) && !ctx.signal.aborted) {
+      // A gateway dedups by key: the repeat, to the same endpoint first, returns what the lost
+      // attempt allocated, or proves it allocated nothing (then the route may go on).
+      result = await call(lost.endpoint);
+      const again = result.ok ? undefined : result.attempts.at(-1);
+      if (again && !settled(again)) return { stop: ambiguousError(target.name, lost.endpoint, requestId, ctx, budget, attempts) };
+    }
     if (result.ok) {
       const allocation = responseFromWire(result.response, ns, result.endpoint);
       if (p.clusterName === '') return { done: allocation };
@@ -332,7 +350,17 @@ const OUTCOME_TEXT: Readonly<Record<string, string>> = {
   ambiguous: 'the request was sent and no answer came back: the remote may have allocated',
   'breaker-open': 'not attempted: the circuit breaker of this endpoint is open',
   'no-budget': 'not attempted: too little of the caller\'s deadline was left',
+  'too-slow': 'not attempted: its recent answers took longer than the caller\'s deadline had left',
 };
+
+/**
+ * Whether a repeat's answer, with the same idempotency key, proves that no earlier attempt
+ * allocated: the remote checked the key and then found nothing or failed definitively. A refusal
+ * at its door (overload, rate limit) or no call at all proves nothing.
+ */
+function settled(a: RemoteAttempt): boolean {
+  return a.outcome === 'no-capacity' || a.outcome === 'rejected' || (a.outcome === 'failed' && a.sent && !a.ambiguous);
+}
 
 /** The request identifier recorded on the GameServer: the caller's (or a peer gateway's) if set, else ours. */
 function requestIdOf(req: AllocationRequest, ctx: RouteContext): string {
@@ -374,9 +402,9 @@ export function finalError(attempts: readonly AttemptReport[]): AllocationError 
     reason = 'REMOTE_REJECTED';
     const r = attempts.find((a) => a.outcome === 'rejected')!;
     message = `remote target ${r.target} rejected the request as invalid (status ${r.code}); its reason is in the gateway's log`;
-  } else if (attempts.some((a) => a.outcome === 'no-budget')) {
+  } else if (attempts.some((a) => a.outcome === 'no-budget' || a.outcome === 'too-slow')) {
     reason = 'DEADLINE_EXCEEDED';
-    message = 'the caller\'s deadline ran out before a target served the request';
+    message = 'the caller\'s deadline ran out, or was too short for a target, before one served the request';
   } else {
     reason = 'ALL_TARGETS_FAILED';
     message = `every target failed: ${attempts.map((a) => `${a.target}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;

@@ -2,11 +2,14 @@
 // (in process) forwarding to gateways (child processes) and to the agones-allocator stand-in.
 import assert from 'node:assert/strict';
 import { after, describe, test, type TestContext } from 'node:test';
-import { AllocatorError } from '../../src/client/index.ts';
+import { readFileSync } from 'node:fs';
+import { AllocatorError, createAllocatorClient, type AllocatorClient } from '../../src/client/index.ts';
 import { devCerts, type TestCerts } from '../helpers/certs.ts';
 import { caught, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { simpleFleet, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { parseFleetFile } from '../../src/cluster/memory/fleet-file.ts';
+import { MemoryStore } from '../../src/cluster/memory/memory-store.ts';
+import type { GameServer } from '../../src/allocation/types.ts';
 import { attemptsOf, policy, policyDir } from './fixtures.ts';
 import { startAgonesAllocatorDouble, type AgonesAllocatorDouble, type DoubleMode } from '../helpers/agones-allocator-double.ts';
 import { ledgerText, multiClusterLedger, REQUEST_ID_ANNOTATION, snapshotDouble, snapshotMemory, type Told } from './ledger.ts';
@@ -42,6 +45,13 @@ describe("a remote gateway's answers are classified from its ErrorInfo", () => {
   });
 });
 
+/** A client of the stand-in itself. */
+function direct(d: AgonesAllocatorDouble): AllocatorClient {
+  const c = createAllocatorClient({ address: d.endpoint, ca: readFileSync(certs.caFile), cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), serverName: 'localhost' });
+  after(() => c.close());
+  return c;
+}
+
 /** A caller's answer as the ledger records it. */
 function toldOf(requestId: string, r: { ok: true; gameServerName: string; cluster: string } | { ok: false; metadata: Readonly<Record<string, string>> }): Told {
   if (r.ok) return { requestId, told: 'allocated', cluster: r.cluster, gameServer: r.gameServerName };
@@ -64,6 +74,8 @@ describe('a remote that may have allocated is reported as ambiguous, and nothing
       const a = await front(t, [policy('agones', { priority: 1, endpoints: [d.endpoint] }), policy('spare', { priority: 2, endpoints: [spare.grpcAddress] })]);
       const before = [snapshotDouble(d), snapshotMemory(spare.store)] as const;
       const requestId = `req-${c.name.replace(/[^a-z]+/g, '-')}`;
+      // Right after the stand-in served a batch its loop sleeps a whole window: the call below waits ~500 ms.
+      if (c.mode === 'normal') await caught(direct(d).allocate({ namespace: 'nowhere' }, { deadline: 2_000 }));
       let metadata: Readonly<Record<string, string>>;
       let reason: string | null;
       if (c.door === 'rest') {
@@ -115,5 +127,82 @@ describe('the request identifier', () => {
       { deadline: 5_000, requestId: 'from-header-2' },
     );
     assert.equal(d.gameServers.find((g) => g.name === r2.gameServerName)?.annotations?.[REQUEST_ID_ANNOTATION], 'set-upstream-7');
+  });
+});
+
+/** An embedded cluster whose next write takes `delayNextMs` and then commits, whoever is still waiting. */
+class SlowWriteStore extends MemoryStore {
+  delayNextMs = 0;
+  override async update(next: GameServer, signal: AbortSignal): Promise<GameServer> {
+    const d = this.delayNextMs;
+    this.delayNextMs = 0;
+    if (d > 0) await new Promise((r) => setTimeout(r, d));
+    return await super.update(next, signal);
+  }
+}
+
+describe('avoiding orphans', () => {
+  test("an endpoint whose observed latency exceeds what is left of the deadline is not started; the next tier serves; the attempts list says so", async (t) => {
+    const d = await startAgonesAllocatorDouble(t, { certs, gameServers: Array.from({ length: 8 }, (_, i) => ({ name: `slow-${i}` })) });
+    const spare = await startGateway(t, { certs, gameServers: parseFleetFile(simpleFleet('s', 3)) });
+    const a = await front(t, [policy('agones', { priority: 1, endpoints: [d.endpoint] }), policy('spare', { priority: 2, endpoints: [spare.grpcAddress] })]);
+    const alone = await front(t, [policy('agones', { priority: 1, endpoints: [d.endpoint] })]);
+    // Learn the stand-in's latency: sequential calls each wait about one 500 ms batch window.
+    for (let i = 0; i < 3; i++) await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 });
+    for (let i = 0; i < 3; i++) await alone.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 });
+    const before = [snapshotDouble(d), snapshotMemory(spare.store)] as const;
+    const calls = d.calls.length;
+    const r = await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 300, requestId: 'short-1' });
+    assert.equal(r.source, spare.grpcAddress);
+    const skip = a.logs.find((l) => l.reqId === 'short-1' && l.outcome === 'too-slow');
+    assert.ok(skip, 'the skip is logged');
+    const err = await caught<AllocatorError>(alone.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 300, requestId: 'short-2' }));
+    assert.equal(err.reason, 'DEADLINE_EXCEEDED');
+    const [attempt] = attemptsOf(err);
+    assert.equal(attempt?.outcome, 'too-slow');
+    assert.match(attempt!.message, /answers in about \d+ ms \(recent calls\); \d+ ms of the caller's deadline were left/);
+    assert.equal(d.calls.length, calls, 'no Allocate reached the stand-in');
+    await d.drained();
+    const ledger = multiClusterLedger(
+      [{ name: 'agones', before: before[0], after: snapshotDouble(d) }, { name: 'spare', before: before[1], after: snapshotMemory(spare.store) }],
+      [{ requestId: 'short-1', told: 'allocated', cluster: 'spare', gameServer: r.gameServerName }, { requestId: 'short-2', told: 'failed' }],
+    );
+    assert.equal(ledger.doubles + ledger.orphansReported + ledger.orphansUnreported, 0, ledgerText(ledger));
+  });
+
+  test('after a lost reply from a gateway that honours keys, the keyed repeat goes to that gateway and returns what it allocated; unkeyed stops', async (t) => {
+    const slow = new SlowWriteStore(parseFleetFile(simpleFleet('b', 4)));
+    const b = await startGateway(t, { certs, store: slow });
+    const c = await startGateway(t, { certs, gameServers: parseFleetFile(simpleFleet('c', 4)) });
+    const a = await front(t, [policy('b', { priority: 1, endpoints: [b.grpcAddress] }), policy('c', { priority: 2, endpoints: [c.grpcAddress] })], {
+      multiCluster: { attemptTimeoutMs: 250 },
+    });
+    await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }); // learns b's GetCapacity
+    const before = [snapshotMemory(slow), snapshotMemory(c.store)] as const;
+    const told: Told[] = [];
+    // Keyed: b's write takes 400 ms, past the 250 ms attempt; the repeat to b returns that write's GameServer.
+    slow.delayNextMs = 400;
+    const r = await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'lost-1', requestId: 'keyed-lost' });
+    assert.equal(r.source, b.grpcAddress, JSON.stringify(a.logs.filter((l) => l.reqId === 'keyed-lost')));
+    told.push({ requestId: 'keyed-lost', told: 'allocated', cluster: 'b', gameServer: r.gameServerName });
+    const outcomes = a.logs.filter((l) => l.reqId === 'keyed-lost' && (l.msg === 'remote attempt' || l.msg === 'remote attempt failed')).map((l) => `${l.target}:${l.outcome}`);
+    assert.deepEqual(outcomes, ['b:ambiguous', 'b:allocated']);
+    // Unkeyed: the same loss ends the route, reported.
+    slow.delayNextMs = 400;
+    const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, requestId: 'unkeyed-lost' }));
+    assert.equal(err.errorInfo?.metadata.ambiguous, 'true');
+    assert.equal(err.errorInfo?.metadata.target, 'b');
+    told.push(toldOf('unkeyed-lost', { ok: false, metadata: err.errorInfo!.metadata }));
+    await new Promise((res) => setTimeout(res, 500)); // b's slow write commits
+    const ledger = multiClusterLedger(
+      [{ name: 'b', before: before[0], after: snapshotMemory(slow) }, { name: 'c', before: before[1], after: snapshotMemory(c.store) }],
+      told,
+    );
+    assert.equal(ledger.doubles, 0, ledgerText(ledger));
+    assert.equal(ledger.orphansUnreported, 0, ledgerText(ledger));
+    // b (a gateway) undoes a write whose caller left, so the unkeyed loss leaves at most a reported orphan.
+    assert.ok(ledger.orphansReported <= 1, ledgerText(ledger));
+    assert.deepEqual(ledger.rows.filter((x) => x.verdict === 'told').map((x) => `${x.cluster}/${x.gameServer}`), [`b/${r.gameServerName}`]);
+    assert.equal(ledger.rows.filter((x) => x.cluster === 'c').length, 0, 'c never allocated');
   });
 });

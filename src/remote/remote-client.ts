@@ -5,10 +5,11 @@ import * as grpc from '@grpc/grpc-js';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import { ChannelPool, waitConnected, type RemoteStub, type RemoteTls } from './channel-pool.ts';
 import { EndpointLatency } from './endpoint-latency.ts';
-import { BreakerOpen, EndpointBreakers, type BreakerSettings, type BreakerState } from './endpoint-breakers.ts';
+import { BreakerOpen, EndpointBreakers, type BreakerCause, type BreakerSettings, type BreakerState } from './endpoint-breakers.ts';
+import { probeTls, type TlsProblem } from './tls-probe.ts';
 import type { WireGetCapacityResponse } from './gateway-proto.ts';
 import { errorInfoOf, type ErrorInfo } from '../protocol/error-info.ts';
-import { classify, codeName, type Outcome } from './outcome.ts';
+import { classify, codeName, maybeSent, type Outcome } from './outcome.ts';
 
 /** A remote destination: one policy's endpoints and TLS. */
 export interface RemoteTarget {
@@ -17,6 +18,8 @@ export interface RemoteTarget {
   /** Normalised host:port endpoints. */
   readonly endpoints: readonly string[];
   readonly tls: RemoteTls | null;
+  /** Names the client credentials (e.g. the Secret namespace/name): channels, breakers and capacity are kept per endpoint and credentials. */
+  readonly credentials: string;
   /** PEM CA bundle of the remote's server certificate; "" = none. */
   readonly serverCa: string;
 }
@@ -54,6 +57,10 @@ export interface RemoteAttempt {
   readonly sent: boolean;
   /** Sent, and the reply was lost: the remote may have allocated. */
   readonly ambiguous: boolean;
+  /** breaker-open: what opened it. */
+  readonly openedBy?: BreakerCause;
+  /** A connection that failed because of TLS, and how. */
+  readonly tls?: TlsProblem;
 }
 
 export type RemoteResult =
@@ -74,7 +81,7 @@ export interface RemoteClientOptions {
   /** No attempt starts with less than this left in the budget. */
   readonly minAttemptMs: number;
   readonly breaker: BreakerSettings;
-  readonly onBreakerState?: (target: string, endpoint: string, state: BreakerState) => void;
+  readonly onBreakerState?: (target: string, endpoint: string, state: BreakerState, openedBy: BreakerCause | null) => void;
   readonly onChannelRebuild?: (endpoint: string) => void;
 }
 
@@ -82,7 +89,11 @@ interface CallError {
   code: number;
   details: string;
   info?: ErrorInfo | null;
+  tls?: TlsProblem;
 }
+
+/** The breaker, channel and latency key of an endpoint dialled with some credentials. */
+const keyOf = (endpoint: string, credentials: string): string => `${endpoint}\u0000${credentials}`;
 
 export class RemoteClient {
   readonly #opts: RemoteClientOptions;
@@ -90,14 +101,17 @@ export class RemoteClient {
   readonly #breakers: EndpointBreakers;
   readonly #rotation = new Map<string, number>();
   readonly #latency = new EndpointLatency();
-  readonly #targetOf = new Map<string, string>();
+  readonly #targetOf = new Map<string, { target: string; endpoint: string }>();
+  /** Recent TLS probe results per key, so a failing endpoint is probed at most every few seconds. */
+  readonly #probed = new Map<string, { at: number; problem: TlsProblem | null; detail: string }>();
 
   constructor(opts: RemoteClientOptions) {
     this.#opts = opts;
     this.#pool = new ChannelPool(opts.onChannelRebuild ? { onRebuild: opts.onChannelRebuild } : {});
-    this.#breakers = new EndpointBreakers(opts.breaker, (endpoint, state) =>
-      opts.onBreakerState?.(this.#targetOf.get(endpoint) ?? '', endpoint, state),
-    );
+    this.#breakers = new EndpointBreakers(opts.breaker, (key, state, openedBy) => {
+      const t = this.#targetOf.get(key);
+      opts.onBreakerState?.(t?.target ?? '', t?.endpoint ?? key.slice(0, key.indexOf('\u0000')), state, openedBy);
+    });
   }
 
   /** Endpoints of a target in the order the next request tries them (rotating start). */
@@ -109,13 +123,13 @@ export class RemoteClient {
     return [...target.endpoints.slice(start), ...target.endpoints.slice(0, start)];
   }
 
-  breakerState(endpoint: string): BreakerState {
-    return this.#breakers.state(endpoint);
+  breakerState(target: RemoteTarget, endpoint: string): BreakerState {
+    return this.#breakers.state(keyOf(endpoint, target.credentials));
   }
 
   /** Starts connecting to a target's endpoints (e.g. when policies load). */
   warm(target: RemoteTarget): void {
-    for (const e of target.endpoints) this.#pool.warm(e, target.tls, target.serverCa);
+    for (const e of target.endpoints) this.#pool.warm(e, target.credentials, target.tls, target.serverCa);
   }
 
   /** One allocation on a target; never throws. */
@@ -124,7 +138,9 @@ export class RemoteClient {
     let order = this.order(target, true);
     if (opts.first !== undefined && order.includes(opts.first)) order = [opts.first, ...order.filter((e) => e !== opts.first)];
     for (const endpoint of order) {
-      this.#targetOf.set(endpoint, target.name);
+      const key = keyOf(endpoint, target.credentials);
+      this.#targetOf.set(key, { target: target.name, endpoint });
+      if (this.#targetOf.size > 4_096) this.#targetOf.clear();
       if (opts.signal.aborted) break;
       const deadline = opts.budget.forAttempt(this.#opts.attemptTimeoutMs, this.#opts.minAttemptMs);
       if (deadline === null) {
@@ -140,25 +156,26 @@ export class RemoteClient {
         continue;
       }
       const started = performance.now();
-      const stub = this.#pool.get(endpoint, target.tls, target.serverCa);
+      const stub = this.#pool.get(endpoint, target.credentials, target.tls, target.serverCa);
       let attempt: RemoteAttempt;
       const issued = { value: false };
       try {
-        const response = await this.#breakers.fire(endpoint, () => this.#call(stub, endpoint, request, deadline, opts, issued));
+        const response = await this.#breakers.fire(key, () => this.#call(stub, endpoint, target, request, deadline, opts, issued));
         this.#latency.observe(endpoint, performance.now() - started);
         return { ok: true, response, endpoint, attempts: [...attempts, { endpoint, outcome: 'allocated', code: 'OK', message: '', latencyMs: performance.now() - started, sent: true, ambiguous: false }] };
       } catch (err) {
         const latencyMs = performance.now() - started;
         if (err instanceof BreakerOpen) {
-          attempt = { endpoint, outcome: 'breaker-open', code: '', message: err.message, latencyMs, sent: false, ambiguous: false };
+          attempt = { endpoint, outcome: 'breaker-open', code: '', message: err.message, latencyMs, sent: false, ambiguous: false, openedBy: err.openedBy };
         } else {
           const e = err as CallError;
           const code = typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN;
           const details = typeof e.details === 'string' ? e.details : String(err);
           const c = classify({ code, details, info: e.info ?? null });
+          const tlsField = e.tls !== undefined ? { tls: e.tls } : {};
           // Our caller left (deadline or cancel) after the call went out: the remote may still allocate.
           if (opts.signal.aborted) attempt = { endpoint, outcome: 'cancelled', code: codeName(code), message: details, latencyMs, sent: issued.value, ambiguous: issued.value };
-          else attempt = { endpoint, outcome: c.outcome, code: codeName(code), message: details, latencyMs, sent: c.sent && issued.value, ambiguous: c.outcome === 'failed' && c.ambiguous && issued.value };
+          else attempt = { endpoint, outcome: c.outcome, code: codeName(code), message: details, latencyMs, sent: c.sent && issued.value, ambiguous: c.outcome === 'failed' && c.ambiguous && issued.value, ...tlsField };
         }
       }
       // Cut short or answered, the call took at least this long.
@@ -173,7 +190,36 @@ export class RemoteClient {
     return { ok: false, attempts };
   }
 
-  #call(stub: RemoteStub, endpoint: string, request: WireAllocationRequest, deadline: number, opts: RemoteCallOptions, issued: { value: boolean }): Promise<WireAllocationResponse> {
+  /** After a failed connection: whether TLS was the reason (one probe handshake, at most every 5 s per key). */
+  async #tlsProblem(endpoint: string, target: RemoteTarget, deadline: number): Promise<{ problem: TlsProblem | null; detail: string }> {
+    const key = keyOf(endpoint, target.credentials);
+    const cached = this.#probed.get(key);
+    if (cached && Date.now() - cached.at < 5_000) return cached;
+    const timeoutMs = Math.min(500, deadline - Date.now());
+    if (timeoutMs < 50) return { problem: null, detail: '' };
+    let detail = '';
+    const problem = await probeTls(endpoint, target.tls, target.serverCa, timeoutMs, (m) => (detail = m));
+    const r = { at: Date.now(), problem, detail };
+    this.#probed.set(key, r);
+    if (this.#probed.size > 4_096) this.#probed.clear();
+    return r;
+  }
+
+  #call(stub: RemoteStub, endpoint: string, target: RemoteTarget, request: WireAllocationRequest, deadline: number, opts: RemoteCallOptions, issued: { value: boolean }): Promise<WireAllocationResponse> {
+    return (async () => {
+      try {
+        return await this.#send(stub, endpoint, request, deadline, opts, issued);
+      } catch (err) {
+        const e = err as CallError;
+        if (e.code !== grpc.status.UNAVAILABLE || issued.value && maybeSent(e.code, e.details) || opts.signal.aborted) throw err;
+        const { problem, detail } = await this.#tlsProblem(endpoint, target, deadline);
+        if (problem === null) throw err;
+        throw { ...e, details: `${e.details} (TLS: ${problem}${detail ? `: ${detail}` : ''})`, tls: problem } satisfies CallError;
+      }
+    })();
+  }
+
+  #send(stub: RemoteStub, endpoint: string, request: WireAllocationRequest, deadline: number, opts: RemoteCallOptions, issued: { value: boolean }): Promise<WireAllocationResponse> {
     return (async () => {
       const state = stub.getChannel().getConnectivityState(true);
       if (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
@@ -204,11 +250,11 @@ export class RemoteClient {
   async capacity(target: RemoteTarget, namespaces: readonly string[], timeoutMs: number): Promise<CapacityAnswer> {
     let last = 'no endpoint';
     for (const endpoint of this.order(target)) {
-      if (this.#breakers.state(endpoint) === 'open') {
+      if (this.#breakers.state(keyOf(endpoint, target.credentials)) === 'open') {
         last = `circuit breaker for ${endpoint} is open`;
         continue;
       }
-      const stub = this.#pool.get(endpoint, target.tls, target.serverCa);
+      const stub = this.#pool.get(endpoint, target.credentials, target.tls, target.serverCa);
       try {
         const response = await new Promise<WireGetCapacityResponse>((resolve, reject) => {
           stub.GetCapacity({ namespaces: [...namespaces] }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>

@@ -44,7 +44,8 @@ function fromWire(w: WireNamespaceCapacity): NamespaceCapacity {
   return { total: counts(w.total), fleets, labels, labelsComplete: w.labels_complete === true };
 }
 
-const targetKey = (t: RemoteTarget): string => t.endpoints.join(',');
+/** Per endpoints and client credentials: a remote may advertise differently to different callers. */
+const targetKey = (t: RemoteTarget): string => `${t.endpoints.join(',')}\u0000${t.credentials}`;
 
 /** The selectors part of a request, as a cache key. */
 export function selectorsKey(req: AllocationRequest): string {

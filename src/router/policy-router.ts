@@ -227,7 +227,7 @@ export class PolicyRouter implements Router {
       report(target.endpoints.join(','), 'misconfigured', '', problem);
       return { next: true };
     }
-    const remote: RemoteTarget = { name: target.name, endpoints: target.endpoints, tls, serverCa: p.serverCa };
+    const remote: RemoteTarget = { name: target.name, endpoints: target.endpoints, tls, credentials: `${p.namespace}/${p.secretName}`, serverCa: p.serverCa };
     const decision = await this.#o.capacity.decide(remote, ns, req, Math.min(this.#o.capacityWaitMs, budget.remainingMs() / 4));
     if (decision.kind === 'skip') {
       report(target.endpoints.join(','), 'skipped-no-capacity', '', decision.reason);
@@ -238,9 +238,9 @@ export class PolicyRouter implements Router {
     const wire = forwardedRequestToWire(withRequestId(req, requestId), ns);
     const call = async (first?: string) => {
       const r = await this.#o.remote.allocate(remote, wire, { budget, idempotencyKey: forwardedKey, reqId: ctx.reqId, signal: ctx.signal, ...(first !== undefined ? { first } : {}) });
-      for (const a of r.attempts) this.#observe(target, ns, ctx, a);
+      for (const a of r.attempts) this.#observe(target, remote, ns, ctx, a);
       // Our own words only: the remote's text is in the log line above.
-      for (const a of r.attempts) if (a.outcome !== 'allocated') report(a.endpoint, a.ambiguous ? 'ambiguous' : a.outcome, a.code, a.outcome === 'too-slow' ? a.message : (OUTCOME_TEXT[a.ambiguous ? 'ambiguous' : a.outcome] ?? a.outcome));
+      for (const a of r.attempts) if (a.outcome !== 'allocated') attempts.push(attemptReport(target.name, a));
       return r;
     };
     let result = await call();
@@ -271,14 +271,15 @@ export class PolicyRouter implements Router {
     return { next: true };
   }
 
-  #observe(target: PlanTarget, namespace: string, ctx: RouteContext, a: RemoteAttempt): void {
+  #observe(target: PlanTarget, remoteTarget: RemoteTarget, namespace: string, ctx: RouteContext, a: RemoteAttempt): void {
     const { logger, metrics, remote } = this.#o;
     const outcome = a.ambiguous ? 'ambiguous' : a.outcome;
     metrics.remoteAttempts.inc({ target: target.name, endpoint: a.endpoint, outcome });
     if (a.outcome !== 'breaker-open' && a.outcome !== 'no-budget') metrics.remoteSeconds.observe({ target: target.name, endpoint: a.endpoint }, a.latencyMs / 1000);
     const line = {
       reqId: ctx.reqId, namespace, target: target.name, endpoint: a.endpoint, outcome, code: a.code,
-      latencyMs: Math.round(a.latencyMs * 10) / 10, breaker: remote.breakerState(a.endpoint),
+      latencyMs: Math.round(a.latencyMs * 10) / 10, breaker: remote.breakerState(remoteTarget, a.endpoint),
+      ...(a.openedBy !== undefined ? { openedBy: a.openedBy } : {}), ...(a.tls !== undefined ? { tls: a.tls } : {}),
     };
     // A skip by an open breaker is routine while a remote is down (the breaker's opening was the news).
     if (a.outcome === 'allocated' || a.outcome === 'no-capacity' || a.outcome === 'breaker-open') logger.debug(line, 'remote attempt');
@@ -328,9 +329,9 @@ export class PolicyRouter implements Router {
         steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: `misconfigured: ${(err as Error).message}` });
         continue;
       }
-      const remote: RemoteTarget = { name: t.name, endpoints: t.endpoints, tls, serverCa: p.serverCa };
+      const remote: RemoteTarget = { name: t.name, endpoints: t.endpoints, tls, credentials: `${p.namespace}/${p.secretName}`, serverCa: p.serverCa };
       const order = this.#o.remote.order(remote);
-      const open = order.filter((e) => this.#o.remote.breakerState(e) === 'open');
+      const open = order.filter((e) => this.#o.remote.breakerState(remote, e) === 'open');
       const d = await this.#o.capacity.decide(remote, p.targetNamespace, req, this.#o.capacityWaitMs);
       const breakerNote = open.length > 0 ? `; breaker open for ${open.join(', ')}` : '';
       steps.push({ ...base, endpoints: order, decision: d.kind, reason: (d.kind === 'skip' ? d.reason : d.note) + breakerNote });
@@ -361,6 +362,27 @@ const OUTCOME_TEXT: Readonly<Record<string, string>> = {
 function settled(a: RemoteAttempt): boolean {
   return a.outcome === 'no-capacity' || a.outcome === 'rejected' || (a.outcome === 'failed' && a.sent && !a.ambiguous);
 }
+
+/** How an attempt is listed for the caller: stable words, plus what opened a breaker or failed a handshake. */
+function attemptReport(target: string, a: RemoteAttempt): AttemptReport {
+  const outcome = a.ambiguous ? 'ambiguous' : a.outcome;
+  let message = a.outcome === 'too-slow' ? a.message : (OUTCOME_TEXT[outcome] ?? outcome);
+  let cause: string | undefined;
+  if (a.outcome === 'breaker-open' && a.openedBy !== undefined) {
+    cause = a.openedBy;
+    message = `${message}, opened by ${BREAKER_CAUSE_TEXT[a.openedBy]}`;
+  } else if (a.tls !== undefined) {
+    cause = 'tls';
+    message = `the TLS handshake failed: ${a.tls}`;
+  }
+  return { target, endpoint: a.endpoint, outcome, code: a.code, message, ...(cause !== undefined ? { cause } : {}) };
+}
+
+const BREAKER_CAUSE_TEXT = {
+  tls: 'TLS handshake failures with these client credentials',
+  authentication: 'authentication failures with these client credentials',
+  failures: 'failed calls',
+} as const;
 
 /** The request identifier recorded on the GameServer: the caller's (or a peer gateway's) if set, else ours. */
 function requestIdOf(req: AllocationRequest, ctx: RouteContext): string {

@@ -10,7 +10,7 @@ import { simpleFleet, startGatewayProcess, type GatewayProcess } from '../helper
 import { parseFleetFile } from '../../src/cluster/memory/fleet-file.ts';
 import { MemoryStore } from '../../src/cluster/memory/memory-store.ts';
 import type { GameServer } from '../../src/allocation/types.ts';
-import { attemptsOf, policy, policyDir } from './fixtures.ts';
+import { addSecret, attemptsOf, policy, policyDir } from './fixtures.ts';
 import { startAgonesAllocatorDouble, type AgonesAllocatorDouble, type DoubleMode } from '../helpers/agones-allocator-double.ts';
 import { ledgerText, multiClusterLedger, REQUEST_ID_ANNOTATION, snapshotDouble, snapshotMemory, type Told } from './ledger.ts';
 
@@ -204,5 +204,48 @@ describe('avoiding orphans', () => {
     assert.ok(ledger.orphansReported <= 1, ledgerText(ledger));
     assert.deepEqual(ledger.rows.filter((x) => x.verdict === 'told').map((x) => `${x.cluster}/${x.gameServer}`), [`b/${r.gameServerName}`]);
     assert.equal(ledger.rows.filter((x) => x.cluster === 'c').length, 0, 'c never allocated');
+  });
+});
+
+describe('channels, breakers and capacity per (endpoint, client credentials)', () => {
+  test('two namespaces, one endpoint, different Secrets: one channel each, no rebuilds, independent breakers (one opened by TLS failures says so)', async (t) => {
+    const foreign = devCerts(t);
+    const d = await startAgonesAllocatorDouble(t, { certs, batchWaitMs: 20, gameServers: Array.from({ length: 20 }, (_, i) => ({ name: `p-${i}` })) });
+    const policies = [
+      policy('to-d', { priority: 1, endpoints: [d.endpoint], policyNamespace: 'tenant-a', secretName: 'sec-a' }),
+      policy('to-d', { priority: 1, endpoints: [d.endpoint], policyNamespace: 'tenant-b', secretName: 'sec-b' }),
+      policy('to-d', { priority: 1, endpoints: [d.endpoint], policyNamespace: 'tenant-c', secretName: 'sec-c' }),
+    ];
+    const dir = policyDir(t, certs, policies);
+    addSecret(dir.secretsDir, 'sec-a', certs.client, certs.caFile);
+    addSecret(dir.secretsDir, 'sec-b', certs.leaf('tenant-b-client'), certs.caFile);
+    // tenant-c's client certificate comes from a CA the remote does not trust: its TLS handshakes fail.
+    addSecret(dir.secretsDir, 'sec-c', foreign.client, certs.caFile);
+    const a = await startGateway(t, {
+      certs,
+      config: {
+        multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir, breaker: { volumeThreshold: 2, resetTimeoutMs: 60_000 }, connectTimeoutMs: 300 },
+        log: { level: 'debug' },
+      },
+    });
+    for (let i = 0; i < 6; i++) {
+      const ns = i % 2 === 0 ? 'tenant-a' : 'tenant-b';
+      const r = await a.client().allocate({ namespace: ns, multiClusterSetting: MC }, { deadline: 5_000 });
+      assert.equal(r.source, d.endpoint);
+    }
+    assert.equal(a.logs.filter((l) => l.msg === 'client certificate or CA changed; remote channel rebuilt').length, 0, 'no channel rebuilt');
+    assert.equal(d.handshakes, 2, 'one TLS connection per credentials');
+    // tenant-c fails until its breaker opens...
+    let last: AllocatorError | undefined;
+    for (let i = 0; i < 6 && attemptsOf(last ?? { errorInfo: null })[0]?.outcome !== 'breaker-open'; i++) {
+      last = await caught<AllocatorError>(a.client().allocate({ namespace: 'tenant-c', multiClusterSetting: MC }, { deadline: 5_000 }));
+    }
+    const open = attemptsOf(last!)[0];
+    assert.equal(open?.outcome, 'breaker-open');
+    assert.match(open!.message, /opened by TLS handshake failures with these client credentials/);
+    assert.equal((open as { cause?: string }).cause, 'tls');
+    assert.ok(a.logs.some((l) => l.namespace === 'default' && l.tls === 'client certificate refused'), 'the handshake failure is logged with its cause');
+    // ...and tenant-a and tenant-b are still served through theirs.
+    for (const ns of ['tenant-a', 'tenant-b']) assert.equal((await a.client().allocate({ namespace: ns, multiClusterSetting: MC }, { deadline: 5_000 })).source, d.endpoint);
   });
 });

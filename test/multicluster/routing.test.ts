@@ -57,7 +57,7 @@ describe('routing by policy', () => {
     const ca = readFileSync(certs.caFile);
     const pool = new ChannelPool();
     t.after(() => pool.close());
-    const stub = pool.get(a.grpcAddress, { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca, version: 'x' }, '');
+    const stub = pool.get(a.grpcAddress, 'test', { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca, version: 'x' }, '');
     let trailer = '';
     const r = await new Promise<any>((resolve, reject) => {
       const call = stub.Allocate({ namespace: 'default', multiClusterSetting: MC }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => (err ? reject(err) : resolve(res)));
@@ -278,7 +278,7 @@ describe('idempotency keys', () => {
 async function readyOn(g: GatewayProcess): Promise<number> {
   const pool = new ChannelPool();
   try {
-    const stub = pool.get(g.address, { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
+    const stub = pool.get(g.address, 'test', { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
     const res = await new Promise<any>((resolve, reject) =>
       stub.GetCapacity({ namespaces: ['default'] }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, r) => (err ? reject(err) : resolve(r))),
     );
@@ -294,7 +294,7 @@ describe('route explain', () => {
     const a = await front(t, [policy('local', { priority: 1 }), policy('agones', { priority: 2, endpoints: [d.endpoint] }), policy('cluster-b', { priority: 3, endpoints: [b.address] })]);
     const pool = new ChannelPool();
     t.after(() => pool.close());
-    const stub = pool.get(a.grpcAddress, { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
+    const stub = pool.get(a.grpcAddress, 'test', { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
     const before = served(b);
     const res = await new Promise<any>((resolve, reject) =>
       stub.ExplainRoute(

@@ -151,17 +151,21 @@ export class KubernetesPolicySource implements PolicySource {
 
   async #synced(namespace: string, signal: AbortSignal): Promise<NamespaceWatch> {
     const w = this.#watch(namespace);
-    if (!w.synced) {
+    // A first list that fails (RBAC not applied yet, an API server restarting) is retried by the
+    // informer: the request waits for it until its deadline, not just for the first try.
+    while (!w.synced) {
       await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} are not loaded yet${w.error ? `: ${w.error}` : ''}`));
-        if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
-        void w.listed.then(() => {
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} are not loaded yet${w.error ? `: ${w.error}` : ''}`));
+        };
+        const timer = setTimeout(() => {
           signal.removeEventListener('abort', onAbort);
           resolve();
-        });
+        }, 25);
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
       });
-      if (!w.synced) throw new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} could not be listed: ${w.error ?? 'unknown error'}`);
     }
     return w;
   }

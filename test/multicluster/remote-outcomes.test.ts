@@ -66,6 +66,8 @@ describe('a remote that may have allocated is reported as ambiguous, and nothing
     { name: 'deadline shorter than the batch window, keyed', mode: 'normal', key: 'k-window', door: 'rest', deadlineMs: 300, reason: 'DEADLINE_EXCEEDED' },
     { name: 'reply lost after allocate (stream reset), unkeyed', mode: 'allocate-then-reset', key: null, door: 'grpc', deadlineMs: 5_000, reason: 'ALL_TARGETS_FAILED' },
     { name: 'reply lost after allocate (stream reset), keyed', mode: 'allocate-then-reset', key: 'k-reset', door: 'grpc', deadlineMs: 5_000, reason: 'ALL_TARGETS_FAILED' },
+    { name: 'reply never sent after allocate (hang), unkeyed', mode: 'allocate-then-hang', key: null, door: 'rest', deadlineMs: 1_000, reason: 'DEADLINE_EXCEEDED' },
+    { name: 'reply never sent after allocate (hang), keyed', mode: 'allocate-then-hang', key: 'k-hang', door: 'rest', deadlineMs: 1_000, reason: 'DEADLINE_EXCEEDED' },
   ];
   for (const c of cases) {
     test(c.name, async (t) => {
@@ -228,10 +230,13 @@ describe('channels, breakers and capacity per (endpoint, client credentials)', (
         log: { level: 'debug' },
       },
     });
+    const before = snapshotDouble(d);
+    const told: Told[] = [];
     for (let i = 0; i < 6; i++) {
       const ns = i % 2 === 0 ? 'tenant-a' : 'tenant-b';
-      const r = await a.client().allocate({ namespace: ns, multiClusterSetting: MC }, { deadline: 5_000 });
+      const r = await a.client().allocate({ namespace: ns, multiClusterSetting: MC }, { deadline: 5_000, requestId: `cred-${i}` });
       assert.equal(r.source, d.endpoint);
+      told.push({ requestId: `cred-${i}`, told: 'allocated', cluster: 'to-d', gameServer: r.gameServerName });
     }
     assert.equal(a.logs.filter((l) => l.msg === 'client certificate or CA changed; remote channel rebuilt').length, 0, 'no channel rebuilt');
     assert.equal(d.handshakes, 2, 'one TLS connection per credentials');
@@ -246,6 +251,14 @@ describe('channels, breakers and capacity per (endpoint, client credentials)', (
     assert.equal((open as { cause?: string }).cause, 'tls');
     assert.ok(a.logs.some((l) => l.namespace === 'default' && l.tls === 'client certificate refused'), 'the handshake failure is logged with its cause');
     // ...and tenant-a and tenant-b are still served through theirs.
-    for (const ns of ['tenant-a', 'tenant-b']) assert.equal((await a.client().allocate({ namespace: ns, multiClusterSetting: MC }, { deadline: 5_000 })).source, d.endpoint);
+    for (const ns of ['tenant-a', 'tenant-b']) {
+      const r = await a.client().allocate({ namespace: ns, multiClusterSetting: MC }, { deadline: 5_000, requestId: `cred-${ns}` });
+      assert.equal(r.source, d.endpoint);
+      told.push({ requestId: `cred-${ns}`, told: 'allocated', cluster: 'to-d', gameServer: r.gameServerName });
+    }
+    await d.drained();
+    const ledger = multiClusterLedger([{ name: 'to-d', before, after: snapshotDouble(d) }], told);
+    assert.equal(ledger.rows.length, 8, ledgerText(ledger));
+    assert.equal(ledger.doubles + ledger.orphansReported + ledger.orphansUnreported + ledger.problems.length, 0, ledgerText(ledger));
   });
 });

@@ -163,15 +163,19 @@ function room(gs: DoubleGameServer, p: Record<string, any>): number | undefined 
   return c ? c.capacity - c.count : undefined;
 }
 
+/** Sort key of a GameServer under the request's priorities: per priority, (has the key ? 0 : 1, room in scan order). */
+function priorityKey(gs: DoubleGameServer, priorities: Record<string, any>[]): number[] {
+  return priorities.flatMap((p) => {
+    const r = room(gs, p);
+    const descending = p.order === 'Descending' || p.order === 1;
+    return r === undefined ? [1, 0] : [0, descending ? -r : r];
+  });
+}
+
 function byPriorities(a: DoubleGameServer, b: DoubleGameServer, priorities: Record<string, any>[]): number {
-  for (const p of priorities) {
-    const ra = room(a, p);
-    const rb = room(b, p);
-    if (ra === undefined && rb === undefined) continue;
-    if (ra === undefined) return 1;
-    if (rb === undefined) return -1;
-    if (ra !== rb) return p.order === 'Descending' || p.order === 1 ? rb - ra : ra - rb;
-  }
+  const ka = priorityKey(a, priorities);
+  const kb = priorityKey(b, priorities);
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! - kb[i]!;
   return 0;
 }
 

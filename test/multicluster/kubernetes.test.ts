@@ -97,20 +97,24 @@ describe('multi-cluster on real API servers', { skip }, () => {
   });
 });
 
+/** A new namespace of cluster A with the client Secret and one policy forwarding to namespace mc of cluster B. */
+async function namespaceForwardingToB(ns: string): Promise<void> {
+  await cpA.createNamespace(ns);
+  const b64 = (f: string) => readFileSync(f).toString('base64');
+  const secret = await cpA.request('POST', `/api/v1/namespaces/${ns}/secrets`, {
+    apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET }, type: 'kubernetes.io/tls',
+    data: { 'tls.crt': b64(certs.clientCertFile), 'tls.key': b64(certs.clientKeyFile), 'ca.crt': b64(certs.caFile) },
+  });
+  assert.equal(secret.status, 201, secret.text);
+  const p = policy('remote-b', { priority: 1, cluster: 'cluster-b', namespace: NS, policyNamespace: ns, endpoints: [`127.0.0.1:${b.grpcPort}`] });
+  const created = await cpA.request('POST', `/apis/multicluster.agones.dev/v1/namespaces/${ns}/gameserverallocationpolicies`, p);
+  assert.equal(created.status, 201, created.text);
+}
+
 describe('policies of a namespace not yet watched', { skip }, () => {
   test('the first multi-cluster request waits for them within its deadline instead of NOT_READY', async () => {
     const ns = 'mc-late';
-    await cpA.createNamespace(ns);
-    const b64 = (f: string) => readFileSync(f).toString('base64');
-    const secret = await cpA.request('POST', `/api/v1/namespaces/${ns}/secrets`, {
-      apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET }, type: 'kubernetes.io/tls',
-      data: { 'tls.crt': b64(certs.clientCertFile), 'tls.key': b64(certs.clientKeyFile), 'ca.crt': b64(certs.caFile) },
-    });
-    assert.equal(secret.status, 201, secret.text);
-    // Requests in mc-late (cluster A) go to namespace mc of cluster B.
-    const p = policy('remote-b', { priority: 1, cluster: 'cluster-b', namespace: NS, policyNamespace: ns, endpoints: [`127.0.0.1:${b.grpcPort}`] });
-    const created = await cpA.request('POST', `/apis/multicluster.agones.dev/v1/namespaces/${ns}/gameserverallocationpolicies`, p);
-    assert.equal(created.status, 201, created.text);
+    await namespaceForwardingToB(ns);
     // a2 watches no namespace ahead: this is the first request that names mc-late.
     const started = Date.now();
     const r = await a2.client().allocate({ namespace: ns, multiClusterSetting: MC }, { deadline: 5_000 });
@@ -122,15 +126,7 @@ describe('policies of a namespace not yet watched', { skip }, () => {
 describe('policies that cannot be listed yet', { skip }, () => {
   test('the first request keeps waiting (within its deadline) while the first list fails, and is served once it succeeds', async () => {
     const ns = 'mc-rbac';
-    await cpA.createNamespace(ns);
-    const b64 = (f: string) => readFileSync(f).toString('base64');
-    const secret = await cpA.request('POST', `/api/v1/namespaces/${ns}/secrets`, {
-      apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET }, type: 'kubernetes.io/tls',
-      data: { 'tls.crt': b64(certs.clientCertFile), 'tls.key': b64(certs.clientKeyFile), 'ca.crt': b64(certs.caFile) },
-    });
-    assert.equal(secret.status, 201, secret.text);
-    const p = policy('remote-b', { priority: 1, cluster: 'cluster-b', namespace: NS, policyNamespace: ns, endpoints: [`127.0.0.1:${b.grpcPort}`] });
-    assert.equal((await cpA.request('POST', `/apis/multicluster.agones.dev/v1/namespaces/${ns}/gameserverallocationpolicies`, p)).status, 201);
+    await namespaceForwardingToB(ns);
     // A replica whose identity may read everything it needs except the policies (granted a moment later,
     // as when RBAC is applied after the Deployment).
     await cpA.grant('gw13-base', [

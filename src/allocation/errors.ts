@@ -17,6 +17,7 @@ export type Reason =
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
   | 'IDEMPOTENCY_CONFLICT'
+  | 'IDEMPOTENCY_KEY_REUSED'
   | 'INTERNAL';
 
 /** Every reason, for documentation checks. */
@@ -35,6 +36,7 @@ export const REASONS: readonly Reason[] = [
   'PERMISSION_DENIED',
   'UNAUTHENTICATED',
   'IDEMPOTENCY_CONFLICT',
+  'IDEMPOTENCY_KEY_REUSED',
   'INTERNAL',
 ];
 

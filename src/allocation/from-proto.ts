@@ -3,6 +3,7 @@
 import { FieldProblems, keyPath } from './errors.ts';
 import { labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
 import { LIMITS } from './limits.ts';
+import { isReservedAnnotation } from './reserved-annotations.ts';
 import type {
   AllocationRequest,
   CounterAction,
@@ -76,7 +77,7 @@ function annotationMap(p: FieldProblems, path: string, m: Record<string, string>
   const out: Record<string, string> = {};
   let bytes = 0;
   for (const [k, v] of boundedMap(p, path, m)) {
-    const problem = qualifiedKeyProblem(k);
+    const problem = isReservedAnnotation(k) ? 'is reserved for the gateway (it records idempotency keys and the serving cluster)' : qualifiedKeyProblem(k);
     if (problem) p.add(keyPath(path, k), problem);
     else out[k] = v;
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);

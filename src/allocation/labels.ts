@@ -31,7 +31,9 @@ export function labelValueProblem(value: string): string | null {
 export function namespaceProblem(namespace: string): string | null {
   if (namespace === '') return 'required';
   if (namespace.length > 63 || !DNS_LABEL.test(namespace)) {
-    return `invalid value ${JSON.stringify(namespace)}: must be a DNS label (lowercase alphanumerics and '-', at most 63)`;
+    // At most 80 characters of the value are echoed back: a 4 MiB name must not come back as a 4 MiB error.
+    const shown = namespace.length > 80 ? `${namespace.slice(0, 80)}…` : namespace;
+    return `invalid value ${JSON.stringify(shown)}: must be a DNS label (lowercase alphanumerics and '-', at most 63)`;
   }
   return null;
 }

@@ -43,6 +43,7 @@ const GATEWAY_REASONS: Readonly<Record<string, Outcome>> = {
   INVALID_FIELD: 'rejected',
   NO_POLICY: 'rejected',
   REMOTE_REJECTED: 'rejected',
+  IDEMPOTENCY_KEY_REUSED: 'rejected',
   PERMISSION_DENIED: 'denied',
   UNAUTHENTICATED: 'denied',
   OVERLOADED: 'refused',

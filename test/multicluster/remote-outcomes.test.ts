@@ -162,7 +162,9 @@ describe('avoiding orphans', () => {
     assert.equal(err.reason, 'DEADLINE_EXCEEDED');
     const [attempt] = attemptsOf(err);
     assert.equal(attempt?.outcome, 'too-slow');
-    assert.match(attempt!.message, /answers in about \d+ ms \(recent calls\); \d+ ms of the caller's deadline were left/);
+    // The figures are for the operator: in the log line, not sent to the caller.
+    const line = alone.logs.find((l) => l.reqId === 'short-2' && l.outcome === 'too-slow');
+    assert.match(String(line?.message), /answers in about \d+ ms \(recent calls\); \d+ ms of the caller's deadline were left/);
     assert.equal(d.calls.length, calls, 'no Allocate reached the stand-in');
     await d.drained();
     const ledger = multiClusterLedger(
@@ -247,7 +249,6 @@ describe('channels, breakers and capacity per (endpoint, client credentials)', (
     }
     const open = attemptsOf(last!)[0];
     assert.equal(open?.outcome, 'breaker-open');
-    assert.match(open!.message, /opened by TLS handshake failures with these client credentials/);
     assert.equal((open as { cause?: string }).cause, 'tls');
     assert.ok(a.logs.some((l) => l.namespace === 'default' && l.tls === 'client certificate refused'), 'the handshake failure is logged with its cause');
     // ...and tenant-a and tenant-b are still served through theirs.

@@ -130,6 +130,15 @@ describe('the request identifier', () => {
     );
     assert.equal(d.gameServers.find((g) => g.name === r2.gameServerName)?.annotations?.[REQUEST_ID_ANNOTATION], 'set-upstream-7');
   });
+
+  test('is no part of the idempotency fingerprint: a keyed retry with a new request identifier is the same request', async (t) => {
+    const g = await startGateway(t, { certs, gameServers: parseFleetFile(simpleFleet('k', 3)) });
+    const req = (id: string) => ({ namespace: 'default', metadata: { annotations: { [REQUEST_ID_ANNOTATION]: id } } });
+    const r1 = await g.client().allocate(req('attempt-1'), { deadline: 5_000, idempotencyKey: 'retry-1', requestId: 'h-1' });
+    const r2 = await g.client().allocate(req('attempt-2'), { deadline: 5_000, idempotencyKey: 'retry-1', requestId: 'h-2' });
+    assert.equal(r2.gameServerName, r1.gameServerName);
+    assert.equal(g.store.list().filter((x) => x.state === 'Allocated').length, 1);
+  });
 });
 
 /** An embedded cluster whose next write takes `delayNextMs` and then commits, whoever is still waiting. */

@@ -16,6 +16,7 @@ import { parseFleetFile } from '../../src/cluster/memory/fleet-file.ts';
 import { MemoryStore } from '../../src/cluster/memory/memory-store.ts';
 import { AllocationError } from '../../src/allocation/errors.ts';
 import { attemptsOf, blackHole, deadEndpoint, policy, policyDir } from './fixtures.ts';
+import { ledgerText, multiClusterLedger, snapshotDouble } from './ledger.ts';
 
 const MC = { enabled: true };
 const certs: TestCerts = devCerts({ after });
@@ -180,14 +181,20 @@ describe('routing by policy', () => {
       multiCluster: { attemptTimeoutMs: 300 },
     });
     const before = served(b);
-    const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
+    const snapshot = snapshotDouble(d);
+    const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, requestId: 'hang-unkeyed' }));
     assert.equal(err.reason, 'ALL_TARGETS_FAILED');
     assert.match(err.details, /may have allocated/);
     assert.equal(served(b), before);
     // agones-allocator does not honour idempotency keys: a key changes nothing.
-    const keyed = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'hang-1' }));
+    const keyed = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'hang-1', requestId: 'hang-keyed' }));
     assert.equal(keyed.errorInfo?.metadata.ambiguous, 'true');
     assert.equal(served(b), before);
+    const ledger = multiClusterLedger([{ name: 'hang', before: snapshot, after: snapshotDouble(d) }], [
+      { requestId: 'hang-unkeyed', told: 'ambiguous', cluster: err.errorInfo?.metadata.target ?? '' },
+      { requestId: 'hang-keyed', told: 'ambiguous', cluster: keyed.errorInfo?.metadata.target ?? '' },
+    ]);
+    assert.equal(ledger.doubles + ledger.orphansUnreported + ledger.problems.length, 0, ledgerText(ledger));
   });
 
   test('all fail → the most meaningful code and every target tried, in order', async (t) => {

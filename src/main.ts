@@ -173,9 +173,9 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     connectTimeoutMs: mc.connectTimeoutMs,
     minAttemptMs: mc.minAttemptMs,
     breaker: mc.breaker,
-    onBreakerState: (target, endpoint, state) => {
+    onBreakerState: (target, endpoint, state, openedBy) => {
       metrics.breakerState.set({ target, endpoint }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
-      if (state === 'open') remoteLog.warn({ target, endpoint, breaker: state }, 'circuit breaker opened: endpoint skipped until it recovers');
+      if (state === 'open') remoteLog.warn({ target, endpoint, breaker: state, openedBy }, 'circuit breaker opened: endpoint skipped until it recovers');
       else remoteLog.info({ target, endpoint, breaker: state }, 'circuit breaker state changed');
     },
     onChannelRebuild: (endpoint) => remoteLog.info({ endpoint }, 'client certificate or CA changed; remote channel rebuilt'),
@@ -284,7 +284,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
             problems: problems.map((x) => `${x.namespace}/${x.name}: ${x.problems.join('; ')}`),
           };
         },
-        breakerState: (endpoint) => remote.breakerState(endpoint),
+        breakerState: (endpoint) => remote.endpointBreakerState(endpoint),
         localCapacity: (namespace) => ({ ready: localCount(namespace, 'Ready'), allocated: localCount(namespace, 'Allocated') }),
         ready: engine.ready && !draining,
       }),

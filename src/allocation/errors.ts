@@ -52,6 +52,8 @@ export interface AttemptReport {
   /** gRPC status code name, e.g. "UNAVAILABLE". */
   readonly code: string;
   readonly message: string;
+  /** What opened a circuit breaker ("tls", "authentication", "failures"), or why a connection failed ("tls"). */
+  readonly cause?: string;
 }
 
 /** A failure with a catalogued reason; its message is safe to show to callers. */

@@ -1,6 +1,7 @@
 // A request's fingerprint: the same decoded request always gives the same one, whatever the
 // order of its map entries, so an idempotency key can be held to the request it was first used with.
 import { createHash } from 'node:crypto';
+import { REQUEST_ID_ANNOTATION } from './request-id.ts';
 import type { AllocationRequest } from './types.ts';
 
 /** JSON with object keys sorted at every level (arrays keep their order: selectors are ordered). */
@@ -14,7 +15,9 @@ function canonical(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
-/** Hex digest of the validated request. */
+/** Hex digest of the validated request (without its request identifier, which each attempt may set anew). */
 export function requestFingerprint(req: AllocationRequest): string {
-  return createHash('sha256').update(canonical(req)).digest('hex').slice(0, 32);
+  const annotations = Object.fromEntries(Object.entries(req.metadata.annotations).filter(([k]) => k !== REQUEST_ID_ANNOTATION));
+  const fingerprinted = { ...req, metadata: { labels: req.metadata.labels, annotations } };
+  return createHash('sha256').update(canonical(fingerprinted)).digest('hex').slice(0, 32);
 }

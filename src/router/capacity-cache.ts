@@ -46,7 +46,8 @@ function fromWire(w: WireNamespaceCapacity): NamespaceCapacity {
   return { total: counts(w.total), fleets, labels, labelsComplete: w.labels_complete === true };
 }
 
-const targetKey = (t: RemoteTarget): string => t.endpoints.join(',');
+/** Per endpoints and client credentials: a remote may advertise differently to different callers. */
+const targetKey = (t: RemoteTarget): string => `${t.endpoints.join(',')}\u0000${t.credentials}`;
 
 /** The selectors part of a request, as a fixed-size cache key (selectors may be hundreds of KB). */
 export function selectorsKey(req: AllocationRequest): string {
@@ -58,6 +59,8 @@ export class CapacityCache {
   readonly #entries = new Map<string, Entry>();
   readonly #pending = new Map<string, Promise<Entry>>();
   readonly #negative = new Map<string, number>();
+  /** Per target: whether its last GetCapacity answer said Allocate honours idempotency keys. */
+  readonly #honoursKeys = new Map<string, boolean>();
   readonly #now: () => number;
 
   constructor(opts: CapacityCacheOptions) {
@@ -73,11 +76,13 @@ export class CapacityCache {
     p = this.#opts.fetch(target, [...namespaces], Math.max(this.#opts.fetchTimeoutMs, 1_000)).then((answer) => {
       const entry: Entry = { fetchedAt: this.#now(), ttlMs: this.#opts.ttlMs, answer, namespaces: new Map(), synced: false };
       if (answer.kind === 'capacity') {
+        this.#honoursKeys.set(key, answer.response.idempotency_keys === true);
         const ttl = Number(answer.response.ttl_ms);
         if (ttl > 0) entry.ttlMs = Math.min(ttl, this.#opts.ttlMs * 10);
         entry.synced = answer.response.synced;
         for (const [ns, c] of Object.entries(answer.response.namespaces ?? {})) entry.namespaces.set(ns, fromWire(c));
       } else if (answer.kind === 'unimplemented') {
+        this.#honoursKeys.set(key, false);
         entry.ttlMs = this.#opts.unimplementedTtlMs ?? 60_000;
       } else {
         entry.ttlMs = Math.min(this.#opts.ttlMs, 1_000);
@@ -88,6 +93,14 @@ export class CapacityCache {
     p = p.finally(() => this.#pending.delete(key));
     this.#pending.set(key, p);
     return p;
+  }
+
+  /**
+   * Whether the target is a gateway whose Allocate honours the idempotency key (learned from its
+   * GetCapacity answer): a keyed repeat there returns what a lost attempt allocated.
+   */
+  honoursIdempotencyKeys(target: RemoteTarget): boolean {
+    return this.#honoursKeys.get(targetKey(target)) === true;
   }
 
   /** Starts fetching a target's advertisement ahead of use. */

@@ -74,7 +74,7 @@ export function gatewayServiceHandlers(opts: GatewayServiceOptions): Record<stri
         }
         setOwn(namespaces, ns, e.value);
       }
-      return { namespaces, ttl_ms: String(opts.capacityTtlMs), synced: opts.engine.ready };
+      return { namespaces, ttl_ms: String(opts.capacityTtlMs), synced: opts.engine.ready, idempotency_keys: true };
     },
     async ExplainRoute(request, call) {
       const r = request as { request?: WireAllocationRequest | null; idempotency_key?: string };

@@ -7,6 +7,8 @@ import type { Allocation } from '../allocation/types.ts';
 
 export { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, IDEMPOTENCY_REQUEST_ANNOTATION } from '../allocation/reserved-annotations.ts';
 
+export { REQUEST_ID_ANNOTATION } from '../allocation/request-id.ts';
+
 /** The key as stored and forwarded: scoped by namespace and caller identity, never the raw key. */
 export function idempotencyHash(namespace: string, identity: string | null, key: string): string {
   return createHash('sha256').update(namespace).update('\0').update(identity ?? '').update('\0').update(key).digest('hex').slice(0, 40);

@@ -13,7 +13,7 @@ import type { RemoteAttempt, RemoteClient, RemoteTarget } from '../remote/remote
 import { Budget } from './budget.ts';
 import type { CapacityCache } from './capacity-cache.ts';
 import { requestFingerprint } from '../allocation/request-fingerprint.ts';
-import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, IDEMPOTENCY_REQUEST_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
+import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, IDEMPOTENCY_REQUEST_ANNOTATION, REQUEST_ID_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
 import { planRoute, seededRandom, type PlanTarget, type RoutePlan } from './plan.ts';
 import { selectPolicies } from './policy.ts';
 import { SecretProblem, type PolicySource } from './policy-source.ts';
@@ -91,7 +91,14 @@ export class PolicyRouter implements Router {
     const running = this.#inFlight.get(id);
     if (running) {
       sameRequest(running.fingerprint, fingerprint);
-      return await running.route;
+      try {
+        return await running.route;
+      } catch (err) {
+        // The first caller left (its deadline or cancel ended that route, which released what it
+        // held): a repeat still waiting is served on its own.
+        const gone = err instanceof AllocationError && (err.reason === 'CANCELLED' || err.reason === 'DEADLINE_EXCEEDED') && err.metadata.ambiguous !== 'true';
+        if (!gone || ctx.signal.aborted || this.#inFlight.has(id)) throw err;
+      }
     }
     const route = this.#keyed(req, ctx, budget, hash, fingerprint).finally(() => this.#inFlight.delete(id));
     this.#inFlight.set(id, { fingerprint, route });
@@ -168,8 +175,9 @@ export class PolicyRouter implements Router {
     const { plan } = await this.#plan(req, ctx.signal, hash);
     const attempts: AttemptReport[] = [];
     const tried = new Set<string>();
+    const requestId = requestIdOf(req, ctx);
     for (const target of plan.targets) {
-      const step = await this.#step(target, req, ctx, budget, hash, annotations, attempts, tried);
+      const step = await this.#step(target, req, ctx, budget, hash, { ...annotations, [REQUEST_ID_ANNOTATION]: requestId }, attempts, tried, requestId);
       if ('done' in step) return step.done;
       if ('stop' in step) throw step.stop;
       if (ctx.signal.aborted) throw withAttempts(abortError(ctx.signal), attempts);
@@ -186,6 +194,7 @@ export class PolicyRouter implements Router {
     annotations: Record<string, string>,
     attempts: AttemptReport[],
     tried: Set<string>,
+    requestId: string,
   ): Promise<Step> {
     const { logger, metrics } = this.#o;
     const p = target.policy;
@@ -248,7 +257,7 @@ export class PolicyRouter implements Router {
       report(target.endpoints.join(','), 'misconfigured', '', problem);
       return { next: true };
     }
-    const remote: RemoteTarget = { name: target.name, endpoints: target.endpoints, tls, serverCa: p.serverCa };
+    const remote: RemoteTarget = { name: target.name, endpoints: target.endpoints, tls, credentials: `${p.namespace}/${p.secretName}`, serverCa: p.serverCa };
     const decision = await this.#o.capacity.decide(remote, ns, req, Math.min(this.#o.capacityWaitMs, budget.remainingMs() / 4));
     if (decision.kind === 'skip') {
       report(target.endpoints.join(','), 'skipped-no-capacity', '', decision.reason);
@@ -256,14 +265,23 @@ export class PolicyRouter implements Router {
       return { next: true };
     }
     const forwardedKey = hash === null ? null : `${FORWARDED_KEY_PREFIX}${hash}`;
-    const result = await this.#o.remote.allocate(remote, forwardedRequestToWire(req, ns), {
-      budget,
-      idempotencyKey: forwardedKey,
-      reqId: ctx.reqId,
-      signal: ctx.signal,
-    });
-    for (const a of result.attempts) this.#observe(target, ns, ctx, a);
-    for (const a of result.attempts) if (a.outcome !== 'allocated') report(a.endpoint, a.ambiguous ? 'ambiguous' : a.outcome, a.code, a.message);
+    const wire = forwardedRequestToWire(withRequestId(req, requestId), ns);
+    const call = async (first?: string) => {
+      const r = await this.#o.remote.allocate(remote, wire, { budget, idempotencyKey: forwardedKey, reqId: ctx.reqId, signal: ctx.signal, ...(first !== undefined ? { first } : {}) });
+      for (const a of r.attempts) this.#observe(target, remote, ns, ctx, a);
+      // Our own words only: the remote's text is in the log line above.
+      for (const a of r.attempts) if (a.outcome !== 'allocated') attempts.push(attemptReport(target.name, a));
+      return r;
+    };
+    let result = await call();
+    const lost = result.ok ? undefined : result.attempts.at(-1);
+    if (lost?.ambiguous && forwardedKey !== null && this.#o.capacity.honoursIdempotencyKeys(remote) && !ctx.signal.aborted) {
+      // A gateway dedups by key: the repeat, to the same endpoint first, returns what the lost
+      // attempt allocated, or proves it allocated nothing (then the route may go on).
+      result = await call(lost.endpoint);
+      const again = result.ok ? undefined : result.attempts.at(-1);
+      if (again && !settled(again)) return { stop: ambiguousError(target.name, lost.endpoint, requestId, ctx, budget, attempts) };
+    }
     if (result.ok) {
       const allocation = responseFromWire(result.response, ns, result.endpoint);
       if (p.clusterName === '') return { done: allocation };
@@ -273,25 +291,17 @@ export class PolicyRouter implements Router {
     }
     const last = result.attempts.at(-1);
     if (last?.outcome === 'no-capacity') this.#o.capacity.noteNoCapacity(remote, ns, req);
+    // Sent and unanswered: the remote may have allocated. Another cluster could allocate a second
+    // GameServer, so the route ends here and the caller is told so, keyed or not.
+    if (last?.ambiguous) return { stop: ambiguousError(target.name, last.endpoint, requestId, ctx, budget, attempts) };
     if (last?.outcome === 'cancelled' || ctx.signal.aborted) return { stop: withAttempts(abortError(ctx.signal), attempts) };
-    if (last?.ambiguous && hash === null) {
-      const deadline = budget.remainingMs() === 0;
-      return {
-        stop: new AllocationError(
-          deadline ? 'DEADLINE_EXCEEDED' : 'ALL_TARGETS_FAILED',
-          `target ${target.name} may have allocated but its reply was lost (${last.code}); ` +
-            'not tried elsewhere, to never allocate twice (send an idempotency key to allow fallback)',
-          { attempts, metadata: { ambiguous: 'true' } },
-        ),
-      };
-    }
     if (last?.outcome === 'no-budget' || budget.remainingMs() === 0) {
       return { stop: new AllocationError('DEADLINE_EXCEEDED', `the caller's deadline left no time for ${target.name} or later targets`, { attempts }) };
     }
     return { next: true };
   }
 
-  #observe(target: PlanTarget, namespace: string, ctx: RouteContext, a: RemoteAttempt): void {
+  #observe(target: PlanTarget, remoteTarget: RemoteTarget, namespace: string, ctx: RouteContext, a: RemoteAttempt): void {
     const { logger, metrics, remote } = this.#o;
     const outcome = a.ambiguous ? 'ambiguous' : a.outcome;
     metrics.remoteAttempts.inc({ target: target.name, endpoint: a.endpoint, outcome });
@@ -299,7 +309,8 @@ export class PolicyRouter implements Router {
     if (a.outcome !== 'breaker-open' && a.outcome !== 'no-budget') metrics.remoteSeconds.observe({ target: target.name, endpoint: a.endpoint }, a.latencyMs / 1000);
     const line = {
       reqId: ctx.reqId, namespace, target: target.name, endpoint: a.endpoint, outcome, code: a.code,
-      latencyMs: Math.round(a.latencyMs * 10) / 10, breaker: remote.breakerState(a.endpoint),
+      latencyMs: Math.round(a.latencyMs * 10) / 10, breaker: remote.breakerState(remoteTarget, a.endpoint),
+      ...(a.openedBy !== undefined ? { openedBy: a.openedBy } : {}), ...(a.tls !== undefined ? { tls: a.tls } : {}),
     };
     // A skip by an open breaker is routine while a remote is down (the breaker's opening was the news).
     if (a.outcome === 'allocated' || a.outcome === 'no-capacity' || a.outcome === 'breaker-open') logger.debug(line, 'remote attempt');
@@ -353,15 +364,81 @@ export class PolicyRouter implements Router {
         steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: `misconfigured: ${(err as Error).message}` });
         continue;
       }
-      const remote: RemoteTarget = { name: t.name, endpoints: t.endpoints, tls, serverCa: p.serverCa };
+      const remote: RemoteTarget = { name: t.name, endpoints: t.endpoints, tls, credentials: `${p.namespace}/${p.secretName}`, serverCa: p.serverCa };
       const order = this.#o.remote.order(remote);
-      const open = order.filter((e) => this.#o.remote.breakerState(e) === 'open');
+      const open = order.filter((e) => this.#o.remote.breakerState(remote, e) === 'open');
       const d = await this.#o.capacity.decide(remote, p.targetNamespace, req, this.#o.capacityWaitMs);
       const breakerNote = open.length > 0 ? `; breaker open for ${open.join(', ')}` : '';
       steps.push({ ...base, endpoints: order, decision: d.kind, reason: (d.kind === 'skip' ? d.reason : d.note) + breakerNote });
     }
     return { multiCluster: true, steps, problems, randomized: plan.randomized && hash === null };
   }
+}
+
+/** Stable words for each attempt outcome (callers see these; the remote's own text goes to the log). */
+const OUTCOME_TEXT: Readonly<Record<string, string>> = {
+  'no-capacity': 'no GameServer matched the request',
+  rejected: 'the remote rejected the request as invalid',
+  denied: 'the remote refused the client credentials',
+  refused: 'the remote declined without allocating (overloaded, rate limited or not ready)',
+  cancelled: 'the caller left before the call was sent',
+  failed: 'the call failed; nothing was allocated',
+  ambiguous: 'the request was sent and no answer came back: the remote may have allocated',
+  'breaker-open': 'not attempted: the circuit breaker of this endpoint is open',
+  'no-budget': 'not attempted: too little of the caller\'s deadline was left',
+  'too-slow': 'not attempted: its recent answers took longer than the caller\'s deadline had left',
+};
+
+/**
+ * Whether a repeat's answer, with the same idempotency key, proves that no earlier attempt
+ * allocated: the remote checked the key and then found nothing or failed definitively. A refusal
+ * at its door (overload, rate limit) or no call at all proves nothing.
+ */
+function settled(a: RemoteAttempt): boolean {
+  return a.outcome === 'no-capacity' || a.outcome === 'rejected' || (a.outcome === 'failed' && a.sent && !a.ambiguous);
+}
+
+/** How an attempt is listed for the caller: stable words, plus what opened a breaker or failed a handshake. */
+function attemptReport(target: string, a: RemoteAttempt): AttemptReport {
+  const outcome = a.ambiguous ? 'ambiguous' : a.outcome;
+  let message = a.outcome === 'too-slow' ? a.message : (OUTCOME_TEXT[outcome] ?? outcome);
+  let cause: string | undefined;
+  if (a.outcome === 'breaker-open' && a.openedBy !== undefined) {
+    cause = a.openedBy;
+    message = `${message}, opened by ${BREAKER_CAUSE_TEXT[a.openedBy]}`;
+  } else if (a.tls !== undefined) {
+    cause = 'tls';
+    message = `the TLS handshake failed: ${a.tls}`;
+  }
+  return { target, endpoint: a.endpoint, outcome, code: a.code, message, ...(cause !== undefined ? { cause } : {}) };
+}
+
+const BREAKER_CAUSE_TEXT = {
+  tls: 'TLS handshake failures with these client credentials',
+  authentication: 'authentication failures with these client credentials',
+  failures: 'failed calls',
+} as const;
+
+/** The request identifier recorded on the GameServer: the caller's (or a peer gateway's) if set, else ours. */
+function requestIdOf(req: AllocationRequest, ctx: RouteContext): string {
+  const a = req.metadata.annotations;
+  return Object.hasOwn(a, REQUEST_ID_ANNOTATION) ? a[REQUEST_ID_ANNOTATION]! : ctx.reqId;
+}
+
+/** The request with the request identifier in its metadata, for the remote to write onto the GameServer. */
+function withRequestId(req: AllocationRequest, requestId: string): AllocationRequest {
+  return { ...req, metadata: { labels: req.metadata.labels, annotations: { ...req.metadata.annotations, [REQUEST_ID_ANNOTATION]: requestId } } };
+}
+
+/** The route ends on an attempt that may have allocated: the caller is told so, and where to look. */
+function ambiguousError(target: string, endpoint: string, requestId: string, ctx: RouteContext, budget: Budget, attempts: readonly AttemptReport[]): AllocationError {
+  const reason: Reason = ctx.signal.aborted ? abortError(ctx.signal).reason : budget.remainingMs() === 0 ? 'DEADLINE_EXCEEDED' : 'ALL_TARGETS_FAILED';
+  return new AllocationError(
+    reason,
+    `target ${target} may have allocated a GameServer for this request: the request was sent and no answer came back. ` +
+      `It was not tried elsewhere, so nothing is allocated twice; a GameServer allocated for it carries the annotation ${REQUEST_ID_ANNOTATION}=${requestId}`,
+    { attempts, metadata: { ambiguous: 'true', target, endpoint, requestId } },
+  );
 }
 
 /** A key is held to the request it was first used with ('' = recorded before fingerprints were kept). */
@@ -391,10 +468,10 @@ export function finalError(attempts: readonly AttemptReport[]): AllocationError 
     reason = 'REMOTE_REJECTED';
     const r = attempts.find((a) => a.outcome === 'rejected')!;
     // The remote's own text is logged (remote attempt failed), not passed on: it may describe the remote's internals.
-    message = `remote target ${r.target} rejected the request (${r.code})`;
-  } else if (attempts.some((a) => a.outcome === 'no-budget')) {
+    message = `remote target ${r.target} rejected the request as invalid (${r.code}); its reason is in the gateway's log`;
+  } else if (attempts.some((a) => a.outcome === 'no-budget' || a.outcome === 'too-slow')) {
     reason = 'DEADLINE_EXCEEDED';
-    message = 'the caller\'s deadline ran out before a target served the request';
+    message = 'the caller\'s deadline ran out, or was too short for a target, before one served the request';
   } else {
     reason = 'ALL_TARGETS_FAILED';
     message = `every target failed: ${attempts.map((a) => `${a.target}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;

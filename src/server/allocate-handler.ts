@@ -79,7 +79,11 @@ export class AllocateHandler {
     const error = toWireError(err, this.#deps.unallocatedStatus);
     const latencyMs = Date.now() - ctx.startedAt;
     recordAllocation(metrics, { door: ctx.door, outcome: error.reason, source: 'none', latencyMs, ...(req ? { scheduling: req.scheduling, multiCluster: req.multiClusterSetting.enabled } : {}) });
-    const line = { audit: true, reqId: ctx.reqId, door: ctx.door, identity: ctx.identity, namespace, outcome: error.reason, latencyMs, message: error.message.slice(0, 1_000) };
+    const line = {
+      audit: true, reqId: ctx.reqId, door: ctx.door, identity: ctx.identity, namespace, outcome: error.reason, latencyMs, message: error.message.slice(0, 1_000),
+      // A route that ended on an attempt that may have allocated: where, and the request id its GameServer carries.
+      ...(error.metadata.ambiguous === 'true' ? { ambiguous: true, target: error.metadata.target, endpoint: error.metadata.endpoint, requestId: error.metadata.requestId } : {}),
+    };
     if (error.reason === 'OVERLOADED' || error.reason === 'RATE_LIMITED') this.#shed(line);
     else if (error.reason === 'INTERNAL') logger.error({ ...line, err }, 'allocation failed');
     else if (err instanceof AllocationError && (error.reason === 'INVALID_FIELD' || error.reason === 'NO_GAME_SERVER')) logger.info(line, 'not allocated');

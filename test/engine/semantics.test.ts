@@ -412,7 +412,7 @@ test('GetCapacity: a namespace named "__proto__" is refused as an invalid name, 
   const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a' })] });
   const pool = new ChannelPool();
   t.after(() => pool.close());
-  const stub = pool.get(gw.grpcAddress, { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
+  const stub = pool.get(gw.grpcAddress, 'test', { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
   const call = (namespaces: string[]) =>
     new Promise<any>((resolve) =>
       stub.GetCapacity({ namespaces }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, r) => resolve(err ?? r)),

@@ -153,18 +153,22 @@ export class KubernetesPolicySource implements PolicySource {
   async #synced(namespace: string, signal: AbortSignal): Promise<NamespaceWatch> {
     const w = this.#watches.get(namespace);
     if (!w) throw new SecretProblem(`namespace ${namespace} is not served for multi-cluster allocation`);
-    if (!w.synced) {
+    // A first list that fails (RBAC not applied yet, an API server restarting) is retried by the
+    // informer: the request waits for it until its deadline, not just for the first try.
+    while (!w.synced) {
       await new Promise<void>((resolve, reject) => {
         // The API server's text (RBAC messages name users and resources) is logged, not told.
-        const onAbort = () => reject(new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} are not loaded yet${w.error ? ' (the API server refused or failed the list; see the gateway log)' : ''}`));
-        if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
-        void w.listed.then(() => {
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} are not loaded yet${w.error ? ' (the API server refused or failed the list; see the gateway log)' : ''}`));
+        };
+        const timer = setTimeout(() => {
           signal.removeEventListener('abort', onAbort);
           resolve();
-        });
+        }, 25);
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
       });
-      if (!w.synced) throw new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} could not be listed (see the gateway log)`);
     }
     return w;
   }

@@ -81,3 +81,15 @@ export const corruptedRequest = fc.tuple(validRequest, anyJson, fc.nat(), fc.str
   else node[path.at(-1)!] = value;
   return copy;
 });
+
+/** The gateway's own annotation keys, in any letter case (Kubernetes compares annotation keys lowercased). */
+export const reservedAnnotationKey = fc
+  .tuple(fc.constantFrom('allocator-gateway.dev/idempotency-key', 'allocator-gateway.dev/idempotency-request', 'allocator-gateway.dev/cluster'), fc.array(fc.boolean(), { minLength: 48, maxLength: 48 }))
+  .map(([key, upper]) => [...key].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join(''));
+
+/** A valid request that also tries to set one of the gateway's own annotations (a forgery): always refused. */
+export const forgedAnnotationRequest = fc.tuple(validRequest, reservedAnnotationKey, fc.string({ maxLength: 40 }), fc.boolean()).map(([req, key, value, viaMetaPatch]) => {
+  const field = viaMetaPatch && req.metadata === undefined ? 'metaPatch' : 'metadata';
+  const patch = (field === 'metadata' ? req.metadata : undefined) ?? {};
+  return { ...req, [field]: { ...patch, annotations: { ...(patch as { annotations?: object }).annotations, [key]: value } } };
+});

@@ -13,7 +13,7 @@ import { devCerts } from '../helpers/certs.ts';
 import { gameServer, OBJECT_PROPERTY_NAMES, readyPool } from '../helpers/game-servers.ts';
 import { restCall, startGateway } from '../helpers/gateway.ts';
 import { auditedNames, auditLedger, snapshotMemory } from '../reliability/ledger.ts';
-import { actionRequest, anyJson, corruptedRequest, validRequest } from './arbitraries.ts';
+import { actionRequest, anyJson, corruptedRequest, forgedAnnotationRequest, validRequest } from './arbitraries.ts';
 import { decodeBytes, decodeText, FIELD_PATH, judge } from './oracle.ts';
 import { report } from '../reliability/report.ts';
 
@@ -38,7 +38,7 @@ test(`${RUNS} random requests per door over real gRPC and REST`, async (t) => {
     });
   // Plenty of plain valid requests so allocations happen and are audited.
   const plain = fc.constant({ namespace: 'default' });
-  const inputs = fc.sample(fc.oneof(validRequest, corruptedRequest, corruptedRequest, anyJson, plain, actionRequest), { numRuns: RUNS, seed: 42 });
+  const inputs = fc.sample(fc.oneof(validRequest, corruptedRequest, corruptedRequest, anyJson, plain, actionRequest, forgedAnnotationRequest), { numRuns: RUNS, seed: 42 });
   const byteInputs = fc.sample(fc.oneof(
     validRequest.map((r) => Buffer.from(jsonToBinary(r, RequestType))),
     plain.map((r) => Buffer.from(jsonToBinary(r, RequestType))),

@@ -144,7 +144,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     maxTrackedClients: adm.maxTrackedClients,
   });
   const authorizer = new Authorizer(config.authorization);
-  const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs };
+  const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs, maxHandshakes: adm.maxHandshakes, maxHandshakesPerPeer: adm.maxHandshakesPerPeer };
   const handler = new AllocateHandler({
     router,
     decode,

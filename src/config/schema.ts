@@ -110,6 +110,10 @@ export const ConfigSchema = z.strictObject({
       maxConnections: z.coerce.number().int().min(1).default(1024),
       /** A connection that has not completed its TLS handshake by then is closed (Node's default: 120 s). */
       handshakeTimeoutMs: Ms.min(100).default(10_000),
+      /** Connections per door still in their TLS handshake; more are closed at accept (keeps room for established ones). */
+      maxHandshakes: z.coerce.number().int().min(1).default(256),
+      /** Of those, from one peer address (IPv4 address, IPv6 /64): one address cannot hold a door's handshake slots. */
+      maxHandshakesPerPeer: z.coerce.number().int().min(1).default(32),
       /** gRPC and REST: largest request message / body, bytes. */
       maxMessageBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     })

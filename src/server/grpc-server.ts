@@ -14,7 +14,7 @@ import { AllocationError } from '../allocation/errors.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
-import { applySocketLimits, grpcJsServers, type SocketLimits } from './socket-limits.ts';
+import { applySocketLimits, DEFAULT_SOCKET_LIMITS, grpcJsServers, type SocketLimits } from './socket-limits.ts';
 
 /** Matches agones-allocator's listener: clients may ping at most once a minute. */
 export const KEEPALIVE = {
@@ -205,7 +205,7 @@ export class GrpcServer {
         err ? reject(err) : resolve(port),
       );
     });
-    for (const server of grpcJsServers(this.#server)) applySocketLimits(server, this.#opts.socketLimits ?? { maxConnections: 1024, handshakeTimeoutMs: 10_000 });
+    for (const server of grpcJsServers(this.#server)) applySocketLimits(server, this.#opts.socketLimits ?? DEFAULT_SOCKET_LIMITS);
     // Until the certificates reach the listener it drops every connection.
     await this.#opts.tls.delivered();
     return this.#port;

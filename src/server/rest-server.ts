@@ -12,9 +12,7 @@ import { jsonToBinary, toJson } from '../protocol/proto-json.ts';
 import { toJsonError, toWireError, type WireError } from './status.ts';
 import { clientIdentity, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import { parseGrpcTimeout } from './grpc-timeout.ts';
-import { applySocketLimits, type SocketLimits } from './socket-limits.ts';
-
-const DEFAULT_SOCKET_LIMITS: SocketLimits = { maxConnections: 1024, handshakeTimeoutMs: 10_000 };
+import { applySocketLimits, DEFAULT_SOCKET_LIMITS, type SocketLimits } from './socket-limits.ts';
 
 export const ALLOCATE_PATH = '/gameserverallocation';
 

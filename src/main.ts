@@ -139,6 +139,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
   const adm = config.admission;
   const admission = new Admission({
     maxInFlight: adm.maxInFlight,
+    perClientShare: adm.perClientShare,
     perClientRps: adm.perClientRps,
     ...(adm.perClientBurst !== undefined ? { perClientBurst: adm.perClientBurst } : {}),
     maxTrackedClients: adm.maxTrackedClients,
@@ -187,6 +188,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     handler,
     defaultDeadlineMs: config.allocation.defaultDeadlineMs,
     maxBodyBytes: adm.maxMessageBytes,
+    bodyTimeoutMs: adm.bodyTimeoutMs,
     socketLimits,
     documents: { '/openapi.yaml': ['application/yaml', readFileSync(new URL('../proto/allocation/openapi.yaml', import.meta.url))] },
   });

@@ -96,6 +96,8 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** Allocate calls served at once across both doors; beyond it UNAVAILABLE, reason OVERLOADED (0 = no bound). */
       maxInFlight: z.coerce.number().int().min(0).default(1024),
+      /** Fraction of maxInFlight one client identity may hold at once; beyond it UNAVAILABLE, reason RATE_LIMITED (1 = no per-identity bound). */
+      perClientShare: z.coerce.number().gt(0).max(1).default(0.25),
       /** Sustained Allocate calls per second per client identity; beyond it UNAVAILABLE, reason RATE_LIMITED (0 = off). */
       perClientRps: z.coerce.number().min(0).default(0),
       /** Burst above perClientRps (default: perClientRps). */
@@ -114,6 +116,8 @@ export const ConfigSchema = z.strictObject({
       maxHandshakes: z.coerce.number().int().min(1).default(256),
       /** Of those, from one peer address (IPv4 address, IPv6 /64): one address cannot hold a door's handshake slots. */
       maxHandshakesPerPeer: z.coerce.number().int().min(1).default(32),
+      /** REST: the body must arrive in full within this long of the headers (and before the call's deadline); else 408. */
+      bodyTimeoutMs: Ms.min(100).default(10_000),
       /** gRPC and REST: largest request message / body, bytes. */
       maxMessageBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     })

@@ -24,6 +24,8 @@ export interface RestServerOptions {
   readonly handler: AllocateHandler;
   readonly defaultDeadlineMs: number;
   readonly maxBodyBytes: number;
+  /** The body must arrive in full within this long of the headers (the call's deadline may cut it shorter). */
+  readonly bodyTimeoutMs?: number;
   /** Connection count and TLS handshake time limits. */
   readonly socketLimits?: SocketLimits;
   /** Extra GET routes (e.g. the OpenAPI document): path → [content type, body]. */
@@ -36,20 +38,55 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-function sendError(res: ServerResponse, w: WireError, status = w.http): void {
-  send(res, status, toJsonError(w));
+function sendError(res: ServerResponse, w: WireError, status = w.http, headers: Record<string, string> = {}): void {
+  send(res, status, toJsonError(w), headers);
 }
 
-/** Reads the body up to a limit; null when it is larger. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) return null;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+/**
+ * Reads the body up to a limit (null when it is larger), until the call's signal aborts (its
+ * deadline, or the client left) and within timeoutMs: a body sent a byte at a time cannot hold
+ * an admission slot past either.
+ */
+function readBody(req: IncomingMessage, limit: number, signal: AbortSignal, timeoutMs: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (fn: () => void): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      req.off('data', onData).off('end', onEnd).off('error', onError);
+      fn();
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) settle(() => resolve(null));
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => settle(() => resolve(Buffer.concat(chunks)));
+    const onError = (err: Error): void => settle(() => reject(err));
+    const onAbort = (): void =>
+      settle(() =>
+        reject(
+          (signal.reason as Error | undefined)?.name === 'TimeoutError'
+            ? new AllocationError('DEADLINE_EXCEEDED', "the caller's deadline passed before the request body arrived", { metadata: { field: '(body)' } })
+            : new AllocationError('CANCELLED', 'the caller cancelled the request'),
+        ),
+      );
+    const timer = setTimeout(
+      () => settle(() => reject(new AllocationError('DEADLINE_EXCEEDED', `(body): not received in full within ${timeoutMs} ms`, { metadata: { field: '(body)', bodyTimeoutMs: String(timeoutMs) } }))),
+      timeoutMs,
+    );
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
+}
+
+/** HTTP status for a refusal: body limits get their own (413, 408); the rest follow the reason. */
+function httpStatus(w: WireError): number {
+  if (w.metadata.limitBytes !== undefined) return 413;
+  if (w.metadata.bodyTimeoutMs !== undefined) return 408;
+  return w.http;
 }
 
 export class RestServer {
@@ -107,7 +144,7 @@ export class RestServer {
     });
     // The body is read only once the call is admitted: a flood is refused without buffering it.
     const decode = async (): Promise<WireAllocationRequest> => {
-      const body = await readBody(req, this.#opts.maxBodyBytes);
+      const body = await readBody(req, this.#opts.maxBodyBytes, ctx.signal, this.#opts.bodyTimeoutMs ?? 10_000);
       if (body === null) {
         throw new AllocationError('INVALID_FIELD', `(body): larger than ${this.#opts.maxBodyBytes} bytes`, { metadata: { field: '(body)', limitBytes: String(this.#opts.maxBodyBytes) } });
       }
@@ -122,7 +159,8 @@ export class RestServer {
     };
     const outcome = await this.#opts.handler.handle(decode, ctx);
     if (outcome.ok) send(res, 200, toJson(outcome.response as unknown as Record<string, unknown>, ResponseType));
-    else sendError(res, outcome.error, outcome.error.metadata.limitBytes !== undefined ? 413 : outcome.error.http);
+    // A body left unread (refused before it was read, too large, too slow) is not waited for.
+    else sendError(res, outcome.error, httpStatus(outcome.error), req.complete ? {} : { connection: 'close' });
   }
 
   async listen(): Promise<number> {

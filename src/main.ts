@@ -137,6 +137,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
   const router: Router = policyRouter;
   const decode = { playerAllocationFilter: config.allocation.playerAllocationFilter };
   const adm = config.admission;
+  const MiB = 1024 * 1024;
   const admission = new Admission({
     maxInFlight: adm.maxInFlight,
     perClientShare: adm.perClientShare,
@@ -167,6 +168,12 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     admission,
     authorizer,
     socketLimits,
+    receiveLimits: {
+      perConnectionBytes: adm.maxSessionMemoryMiB * MiB,
+      totalBytes: adm.maxPendingRequestMiB * MiB,
+      perClientBytes: Math.max(adm.maxMessageBytes, Math.floor(adm.maxPendingRequestMiB * MiB * adm.perClientShare)),
+      timeoutMs: adm.bodyTimeoutMs,
+    },
     extraServices: [
       {
         name: GATEWAY_SERVICE,

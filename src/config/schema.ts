@@ -106,8 +106,10 @@ export const ConfigSchema = z.strictObject({
       maxTrackedClients: z.coerce.number().int().min(1).default(10_000),
       /** gRPC: concurrent streams per HTTP/2 connection. */
       maxConcurrentStreams: z.coerce.number().int().min(1).default(128),
-      /** gRPC: HTTP/2 session memory per connection (MiB) before new streams are refused. */
+      /** gRPC: HTTP/2 session memory per connection (MiB) before new streams are refused; also the unfinished request bytes one connection may hold. */
       maxSessionMemoryMiB: z.coerce.number().int().min(1).default(16),
+      /** gRPC: unfinished request bytes (MiB) across all connections; one client identity may hold perClientShare of it. */
+      maxPendingRequestMiB: z.coerce.number().int().min(1).default(128),
       /** Open connections per door (gRPC, REST) at once, handshaking ones included; more are closed at accept. */
       maxConnections: z.coerce.number().int().min(1).default(1024),
       /** A connection that has not completed its TLS handshake by then is closed (Node's default: 120 s). */
@@ -116,7 +118,7 @@ export const ConfigSchema = z.strictObject({
       maxHandshakes: z.coerce.number().int().min(1).default(256),
       /** Of those, from one peer address (IPv4 address, IPv6 /64): one address cannot hold a door's handshake slots. */
       maxHandshakesPerPeer: z.coerce.number().int().min(1).default(32),
-      /** REST: the body must arrive in full within this long of the headers (and before the call's deadline); else 408. */
+      /** REST body / gRPC request message must arrive in full within this long of the headers (and before the call's deadline). */
       bodyTimeoutMs: Ms.min(100).default(10_000),
       /** gRPC and REST: largest request message / body, bytes. */
       maxMessageBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),

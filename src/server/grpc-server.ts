@@ -15,6 +15,7 @@ import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatc
 import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
 import { applySocketLimits, DEFAULT_SOCKET_LIMITS, grpcJsServers, type SocketLimits } from './socket-limits.ts';
+import { applyReceiveLimits, type ReceiveLimits } from './receive-limits.ts';
 
 /** Matches agones-allocator's listener: clients may ping at most once a minute. */
 export const KEEPALIVE = {
@@ -42,6 +43,8 @@ export interface GrpcServerOptions {
   readonly authorizer?: Authorizer;
   /** Connection count and TLS handshake time limits. */
   readonly socketLimits?: SocketLimits;
+  /** Bounds on request bytes received but not yet complete, and on how long receiving may take. */
+  readonly receiveLimits?: ReceiveLimits;
   /** Extra unary services on the same port and TLS (e.g. gateway.v1.GatewayService). */
   readonly extraServices?: readonly ExtraService[];
 }
@@ -205,7 +208,12 @@ export class GrpcServer {
         err ? reject(err) : resolve(port),
       );
     });
-    for (const server of grpcJsServers(this.#server)) applySocketLimits(server, this.#opts.socketLimits ?? DEFAULT_SOCKET_LIMITS);
+    const servers = grpcJsServers(this.#server);
+    for (const server of servers) applySocketLimits(server, this.#opts.socketLimits ?? DEFAULT_SOCKET_LIMITS);
+    const session = (this.#opts.maxSessionMemoryMiB ?? 16) * 1024 * 1024;
+    applyReceiveLimits(servers, this.#opts.receiveLimits ?? { perConnectionBytes: session, perClientBytes: 32 * 1024 * 1024, totalBytes: 128 * 1024 * 1024, timeoutMs: 10_000 }, (socket) =>
+      clientIdentity(socket.getPeerCertificate()) ?? '(anonymous)',
+    );
     // Until the certificates reach the listener it drops every connection.
     await this.#opts.tls.delivered();
     return this.#port;

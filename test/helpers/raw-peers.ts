@@ -39,7 +39,8 @@ function tlsOptions(certs: TestCerts, o: PeerOptions) {
 
 /** An mTLS HTTP/2 session to the gRPC door; resolves once connected. */
 export async function h2Session(port: number, certs: TestCerts, o: PeerOptions = {}): Promise<http2.ClientHttp2Session> {
-  const session = http2.connect(`https://127.0.0.1:${port}`, tlsOptions(certs, o));
+  // A large session memory: the client's own queued request bytes must not make it reset the gateway's replies.
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ...tlsOptions(certs, o), maxSessionMemory: 1024 });
   await new Promise<void>((resolve, reject) => {
     session.once('connect', () => resolve());
     session.once('error', reject);

@@ -165,6 +165,8 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     maxReceiveMessageBytes: adm.maxMessageBytes,
     maxConcurrentStreams: adm.maxConcurrentStreams,
     maxSessionMemoryMiB: adm.maxSessionMemoryMiB,
+    maxConnectionAgeMs: adm.maxConnectionAgeMs,
+    maxConnectionAgeGraceMs: adm.maxConnectionAgeGraceMs,
     admission,
     authorizer,
     socketLimits,
@@ -196,6 +198,8 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     defaultDeadlineMs: config.allocation.defaultDeadlineMs,
     maxBodyBytes: adm.maxMessageBytes,
     bodyTimeoutMs: adm.bodyTimeoutMs,
+    maxConnectionAgeMs: adm.maxConnectionAgeMs,
+    maxConnectionAgeGraceMs: adm.maxConnectionAgeGraceMs,
     socketLimits,
     documents: { '/openapi.yaml': ['application/yaml', readFileSync(new URL('../proto/allocation/openapi.yaml', import.meta.url))] },
   });

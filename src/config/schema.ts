@@ -120,6 +120,13 @@ export const ConfigSchema = z.strictObject({
       maxHandshakesPerPeer: z.coerce.number().int().min(1).default(32),
       /** REST body / gRPC request message must arrive in full within this long of the headers (and before the call's deadline). */
       bodyTimeoutMs: Ms.min(100).default(10_000),
+      /**
+       * Both doors: connections older than this are closed (gRPC: GOAWAY, ±10 % jitter; REST: once idle), so a
+       * connection authenticated by a since-removed CA or a since-expired certificate does not live on.
+       */
+      maxConnectionAgeMs: Ms.min(1_000).default(30 * 60_000),
+      /** Calls in flight on a connection past its age get this long to finish before it is cut. */
+      maxConnectionAgeGraceMs: Ms.default(30_000),
       /** gRPC and REST: largest request message / body, bytes. */
       maxMessageBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     })

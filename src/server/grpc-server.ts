@@ -16,6 +16,7 @@ import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
 import { applySocketLimits, DEFAULT_SOCKET_LIMITS, grpcJsServers, type SocketLimits } from './socket-limits.ts';
 import { applyReceiveLimits, type ReceiveLimits } from './receive-limits.ts';
+import { closeAtCertificateExpiry } from './certificate-expiry.ts';
 
 /** Matches agones-allocator's listener: clients may ping at most once a minute. */
 export const KEEPALIVE = {
@@ -38,6 +39,10 @@ export interface GrpcServerOptions {
   readonly maxConcurrentStreams?: number;
   /** HTTP/2 session memory (MiB) per connection before new streams are refused. */
   readonly maxSessionMemoryMiB?: number;
+  /** Connections older than this, or past their client certificate's expiry, get GOAWAY (grpc-js adds ±10 % jitter to the age); default 30 min. */
+  readonly maxConnectionAgeMs?: number;
+  /** Calls in flight after that GOAWAY get this long before the connection is cut; default 30 s. */
+  readonly maxConnectionAgeGraceMs?: number;
   /** Applied to the extra services too (Allocate gets it through the handler). */
   readonly admission?: Admission;
   readonly authorizer?: Authorizer;
@@ -109,6 +114,9 @@ export class GrpcServer {
       // A caller cannot open unbounded streams or buffer unbounded frames on one connection.
       'grpc.max_concurrent_streams': opts.maxConcurrentStreams ?? 128,
       'grpc-node.max_session_memory': opts.maxSessionMemoryMiB ?? 16,
+      // Connections authenticated by a since-removed CA or a since-expired certificate do not live on.
+      'grpc.max_connection_age_ms': opts.maxConnectionAgeMs ?? 30 * 60_000,
+      'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs ?? 30_000,
     });
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
     // grpc-js answers INTERNAL when a deserializer throws: ours never does, it hands the error on.
@@ -214,6 +222,7 @@ export class GrpcServer {
     applyReceiveLimits(servers, this.#opts.receiveLimits ?? { perConnectionBytes: session, perClientBytes: 32 * 1024 * 1024, totalBytes: 128 * 1024 * 1024, timeoutMs: 10_000 }, (socket) =>
       clientIdentity(socket.getPeerCertificate()) ?? '(anonymous)',
     );
+    closeAtCertificateExpiry(servers, this.#opts.maxConnectionAgeGraceMs ?? 30_000);
     // Until the certificates reach the listener it drops every connection.
     await this.#opts.tls.delivered();
     return this.#port;

@@ -2,10 +2,11 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { AllocationError } from '../allocation/errors.ts';
 import type { WireAllocationRequest } from '../allocation/wire.ts';
 import type { AllocateHandler } from './allocate-handler.ts';
-import { createCallContext } from './call-context.ts';
+import { createCallContext, MAX_TIMER_MS } from './call-context.ts';
 import { RequestType, ResponseType } from '../protocol/proto.ts';
 import { decodeRequest } from '../protocol/request-decoder.ts';
 import { jsonToBinary, toJson } from '../protocol/proto-json.ts';
@@ -28,6 +29,10 @@ export interface RestServerOptions {
   readonly bodyTimeoutMs?: number;
   /** Connection count and TLS handshake time limits. */
   readonly socketLimits?: SocketLimits;
+  /** Connections older than this (±10 %), or past their client certificate's expiry, are closed once idle; default 30 min. */
+  readonly maxConnectionAgeMs?: number;
+  /** A call in flight when the age is up gets this long before the connection is cut; default 30 s. */
+  readonly maxConnectionAgeGraceMs?: number;
   /** Extra GET routes (e.g. the OpenAPI document): path → [content type, body]. */
   readonly documents?: Readonly<Record<string, readonly [string, string | Buffer]>>;
 }
@@ -93,20 +98,64 @@ export class RestServer {
   readonly #server: https.Server;
   readonly #opts: RestServerOptions;
   readonly #stopWatching: () => void;
+  // Calls in progress per connection, and the connections past their age.
+  readonly #busy = new WeakMap<Socket, number>();
+  readonly #responding = new WeakMap<Socket, ServerResponse>();
+  readonly #expired = new WeakSet<Socket>();
 
   constructor(opts: RestServerOptions) {
     this.#opts = opts;
     const m = opts.tls.material;
     this.#server = https.createServer(
       { cert: m.cert, key: m.key, ca: m.ca, requestCert: true, rejectUnauthorized: true, minVersion: opts.minVersion },
-      (req, res) => void this.#route(req, res),
+      (req, res) => this.#serve(req, res),
     );
+    this.#server.on('secureConnection', (socket: TLSSocket) => this.#limitAge(socket));
     // Slow or silent clients cannot hold sockets forever.
     this.#server.headersTimeout = 10_000;
     this.#server.requestTimeout = 30_000;
     this.#server.keepAliveTimeout = 60_000;
     applySocketLimits(this.#server, opts.socketLimits ?? DEFAULT_SOCKET_LIMITS);
     this.#stopWatching = opts.tls.onChange((next) => this.#server.setSecureContext({ cert: next.cert, key: next.key, ca: next.ca }));
+  }
+
+  /** Counts the call on its connection, so a connection past its age closes only when idle. */
+  #serve(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    this.#busy.set(socket, (this.#busy.get(socket) ?? 0) + 1);
+    this.#responding.set(socket, res);
+    if (this.#expired.has(socket)) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      const left = (this.#busy.get(socket) ?? 1) - 1;
+      this.#busy.set(socket, left);
+      if (left === 0 && this.#expired.has(socket)) socket.end();
+    });
+    void this.#route(req, res);
+  }
+
+  /**
+   * Bounds a connection's life by the configured age and its client certificate's expiry: a
+   * kept-alive connection of a since-removed CA or an expired certificate must handshake again.
+   */
+  #limitAge(socket: TLSSocket): void {
+    const maxAgeMs = (this.#opts.maxConnectionAgeMs ?? 30 * 60_000) * (0.9 + Math.random() * 0.2);
+    const notAfter = Date.parse(socket.getPeerCertificate().valid_to ?? '');
+    const ageMs = Math.min(maxAgeMs, Number.isFinite(notAfter) ? Math.max(0, notAfter - Date.now()) : Infinity, MAX_TIMER_MS);
+    let cut: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      this.#expired.add(socket);
+      if (!this.#busy.get(socket)) {
+        socket.end();
+        return;
+      }
+      const res = this.#responding.get(socket);
+      if (res && !res.headersSent) res.setHeader('connection', 'close');
+      cut = setTimeout(() => socket.destroy(), this.#opts.maxConnectionAgeGraceMs ?? 30_000).unref();
+    }, ageMs).unref();
+    socket.once('close', () => {
+      clearTimeout(timer);
+      clearTimeout(cut);
+    });
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -146,7 +146,9 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     maxTrackedClients: adm.maxTrackedClients,
   });
   const authorizer = new Authorizer(config.authorization);
-  const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs, maxHandshakes: adm.maxHandshakes, maxHandshakesPerPeer: adm.maxHandshakesPerPeer };
+  const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs, maxHandshakes: adm.maxHandshakes, maxHandshakesPerPeer: adm.maxHandshakesPerPeer,
+    maxConnectionsPerClient: adm.perClientShare < 1 ? Math.max(1, Math.floor(adm.maxConnections * adm.perClientShare)) : Infinity,
+  };
   const handler = new AllocateHandler({
     router,
     decode,

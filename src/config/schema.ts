@@ -96,7 +96,7 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** Allocate calls served at once across both doors; beyond it UNAVAILABLE, reason OVERLOADED (0 = no bound). */
       maxInFlight: z.coerce.number().int().min(0).default(1024),
-      /** Fraction of maxInFlight one client identity may hold at once; beyond it UNAVAILABLE, reason RATE_LIMITED (1 = no per-identity bound). */
+      /** Fraction of maxInFlight (beyond it UNAVAILABLE, reason RATE_LIMITED), maxPendingRequestMiB and maxConnections one client identity may hold (1 = no per-identity bounds). */
       perClientShare: z.coerce.number().gt(0).max(1).default(0.25),
       /** Sustained Allocate calls per second per client identity; beyond it UNAVAILABLE, reason RATE_LIMITED (0 = off). */
       perClientRps: z.coerce.number().min(0).default(0),

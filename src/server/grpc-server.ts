@@ -1,5 +1,6 @@
 // The gRPC door: AllocationService over mTLS, plus grpc.health.v1 and server reflection.
 import * as grpc from '@grpc/grpc-js';
+import type { TLSSocket } from 'node:tls';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
@@ -217,11 +218,10 @@ export class GrpcServer {
       );
     });
     const servers = grpcJsServers(this.#server);
-    for (const server of servers) applySocketLimits(server, this.#opts.socketLimits ?? DEFAULT_SOCKET_LIMITS);
+    const identityOf = (socket: TLSSocket): string => clientIdentity(socket.getPeerCertificate()) ?? '(anonymous)';
+    for (const server of servers) applySocketLimits(server, this.#opts.socketLimits ?? DEFAULT_SOCKET_LIMITS, identityOf);
     const session = (this.#opts.maxSessionMemoryMiB ?? 16) * 1024 * 1024;
-    applyReceiveLimits(servers, this.#opts.receiveLimits ?? { perConnectionBytes: session, perClientBytes: 32 * 1024 * 1024, totalBytes: 128 * 1024 * 1024, timeoutMs: 10_000 }, (socket) =>
-      clientIdentity(socket.getPeerCertificate()) ?? '(anonymous)',
-    );
+    applyReceiveLimits(servers, this.#opts.receiveLimits ?? { perConnectionBytes: session, perClientBytes: 32 * 1024 * 1024, totalBytes: 128 * 1024 * 1024, timeoutMs: 10_000 }, identityOf);
     closeAtCertificateExpiry(servers, this.#opts.maxConnectionAgeGraceMs ?? 30_000);
     // Until the certificates reach the listener it drops every connection.
     await this.#opts.tls.delivered();

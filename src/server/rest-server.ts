@@ -115,7 +115,7 @@ export class RestServer {
     this.#server.headersTimeout = 10_000;
     this.#server.requestTimeout = 30_000;
     this.#server.keepAliveTimeout = 60_000;
-    applySocketLimits(this.#server, opts.socketLimits ?? DEFAULT_SOCKET_LIMITS);
+    applySocketLimits(this.#server, opts.socketLimits ?? DEFAULT_SOCKET_LIMITS, (s) => clientIdentity(s.getPeerCertificate()) ?? '(anonymous)');
     this.#stopWatching = opts.tls.onChange((next) => this.#server.setSecureContext({ cert: next.cert, key: next.key, ca: next.ca }));
   }
 

@@ -15,11 +15,13 @@ export interface SocketLimits {
   readonly maxHandshakes: number;
   /** Of those, from one peer (IPv4 address, IPv6 /64); more are closed at accept. */
   readonly maxHandshakesPerPeer: number;
+  /** Established connections of one client identity; more are closed once their handshake names it. Default: no bound. */
+  readonly maxConnectionsPerClient?: number;
 }
 
 export const DEFAULT_SOCKET_LIMITS: SocketLimits = { maxConnections: 1024, handshakeTimeoutMs: 10_000, maxHandshakes: 256, maxHandshakesPerPeer: 32 };
 
-/** Connections a listener closed at accept because of the handshake caps. */
+/** Connections in their handshake, and those a listener closed because of the caps. */
 export interface HandshakeCounts {
   readonly inProgress: number;
   readonly refused: number;
@@ -40,8 +42,11 @@ export function peerKey(address: string | undefined): string {
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
-/** Applies the limits to a TLS server (https, http2 secure server); returns live handshake counts. */
-export function applySocketLimits(server: NetServer, limits: SocketLimits): () => HandshakeCounts {
+/**
+ * Applies the limits to a TLS server (https, http2 secure server); `identityOf` names a verified
+ * connection's client. Returns live handshake counts.
+ */
+export function applySocketLimits(server: NetServer, limits: SocketLimits, identityOf: (s: TLSSocket) => string = () => ''): () => HandshakeCounts {
   server.maxConnections = limits.maxConnections;
   // tls.Server reads its handshake timeout from this field on every new connection; it is only
   // settable through the constructor's options, which grpc-js does not expose.
@@ -79,7 +84,26 @@ export function applySocketLimits(server: NetServer, limits: SocketLimits): () =
     handshaking.set(id, finish);
     raw.once('close', finish);
   });
-  server.on('secureConnection', (s: TLSSocket) => handshaking.get(`${s.remoteAddress}|${s.remotePort}`)?.());
+  // One identity's connections, however many addresses it comes from, leave the door's other slots to others.
+  const perClient = new Map<string, number>();
+  const maxPerClient = limits.maxConnectionsPerClient ?? Infinity;
+  server.on('secureConnection', (s: TLSSocket) => {
+    handshaking.get(`${s.remoteAddress}|${s.remotePort}`)?.();
+    if (maxPerClient === Infinity) return;
+    const identity = identityOf(s);
+    const held = perClient.get(identity) ?? 0;
+    if (held >= maxPerClient) {
+      refused++;
+      s.destroy();
+      return;
+    }
+    perClient.set(identity, held + 1);
+    s.once('close', () => {
+      const left = (perClient.get(identity) ?? 1) - 1;
+      if (left > 0) perClient.set(identity, left);
+      else perClient.delete(identity);
+    });
+  });
   return () => ({ inProgress, refused });
 }
 

@@ -2,6 +2,7 @@
 // finish TLS are bounded per peer address and overall, so a flood from one address cannot lock
 // other callers out of either door.
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import { after, describe, test } from 'node:test';
 import { devCerts } from '../helpers/certs.ts';
 import { simpleFleet, startGatewayProcess } from '../helpers/gateway-process.ts';
@@ -61,5 +62,34 @@ describe('handshake limits', async () => {
     const fresh = await h2Session(gw.grpcPort, certs, { localAddress: '127.0.0.4' });
     t.after(() => fresh.close());
     assert.equal((await grpcAllocate(fresh)).status, 0);
+  });
+});
+
+describe('established connections per client identity', async () => {
+  const certs = devCerts({ after });
+
+  test('one identity holding every connection slot of the doors does not lock out another identity', async (t) => {
+    const gw = await startGatewayProcess(t, { certs, name: 'conn-share', fleet: simpleFleet('c', 100), config: { log: { level: 'info' }, admission: { maxConnections: 40 } } });
+    // 40 gRPC sessions and 40 kept-alive REST connections from one identity, opened a few at a time.
+    const sessions: Awaited<ReturnType<typeof h2Session>>[] = [];
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 40 });
+    t.after(() => {
+      sessions.forEach((s) => s.destroy());
+      agent.destroy();
+    });
+    for (let i = 0; i < 40; i += 8) {
+      const batch = await Promise.all(Array.from({ length: 8 }, () => h2Session(gw.grpcPort, certs).catch(() => null)));
+      sessions.push(...batch.filter((s) => s !== null));
+      await Promise.all(Array.from({ length: 8 }, () => restAllocate(gw.restPort, certs, { agent, write: (req, body) => setTimeout(() => req.end(body), 300) }).catch(() => null)));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const alive = sessions.filter((s) => !s.closed && !s.destroyed).length;
+    assert.ok(alive <= 10, `${alive} gRPC connections of one identity kept (share: a quarter of 40)`);
+    const quiet = certs.leaf('quiet-conn', { san: 'URI:spiffe://allocator-gateway/quiet' });
+    const other = await h2Session(gw.grpcPort, certs, { pair: quiet, localAddress: '127.0.0.5' });
+    t.after(() => other.destroy());
+    assert.equal((await grpcAllocate(other)).status, 0);
+    const r = await restAllocate(gw.restPort, certs, { pair: quiet, localAddress: '127.0.0.5' });
+    assert.equal(r.status, 200, r.body);
   });
 });

@@ -14,6 +14,25 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T | null> => Promise.race
 describe('slow REST bodies', async () => {
   const certs = devCerts({ after });
 
+  test('headers trickled a byte a second are cut off at the 10 s headers timeout (not up to 30 s later)', async (t) => {
+    const gw = await startGatewayProcess(t, { certs, name: 'slow-headers', fleet: simpleFleet('h', 5), config: { log: { level: 'info' } } });
+    const { readFileSync } = await import('node:fs');
+    const tls = await import('node:tls');
+    const t0 = Date.now();
+    const s = tls.connect({ host: '127.0.0.1', port: gw.restPort, ca: readFileSync(certs.caFile), cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), servername: 'localhost' }, () =>
+      s.write('POST /gameserverallocation HTTP/1.1\r\nHost: x\r\n'),
+    );
+    s.on('error', () => {});
+    const drip = setInterval(() => (s.writable ? s.write('X') : clearInterval(drip)), 1_000);
+    t.after(() => {
+      clearInterval(drip);
+      s.destroy();
+    });
+    const closed = await within(new Promise<number>((resolve) => s.once('close', () => resolve(Date.now() - t0))), 20_000);
+    assert.ok(closed !== null, 'a connection trickling its headers was still open after 20 s');
+    assert.ok(closed >= 9_500 && closed < 13_000, `closed after ${closed} ms`);
+  });
+
   test("a body trickled after the headers is cut off at the call's deadline: 504 DEADLINE_EXCEEDED, nothing allocated", async (t) => {
     const gw = await startGatewayProcess(t, { certs, name: 'slow-deadline', fleet: simpleFleet('d', 5), config: { log: { level: 'info' } } });
     const r = await within(restAllocate(gw.restPort, certs, { headers: { 'grpc-timeout': '1500m' }, write: trickle(200) }), 8_000);

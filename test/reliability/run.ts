@@ -19,7 +19,6 @@ const FILES = [
   'test/reliability/deadlines.test.ts',
   'test/reliability/tls-hygiene.test.ts',
   'test/reliability/memory.test.ts',
-  'test/reliability/peers.test.ts',
   'test/reliability/kube.test.ts',
 ];
 const BUDGET_MS = Number(process.env.RELIABILITY_BUDGET_MS ?? 45 * 60_000);

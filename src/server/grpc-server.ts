@@ -17,7 +17,7 @@ import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
 import { applySocketLimits, DEFAULT_SOCKET_LIMITS, grpcJsServers, type SocketLimits } from './socket-limits.ts';
 import { applyReceiveLimits, type ReceiveLimits } from './receive-limits.ts';
-import { closeAtCertificateExpiry } from './certificate-expiry.ts';
+import { enforceClientTrust } from './client-trust.ts';
 
 /** Matches agones-allocator's listener: clients may ping at most once a minute. */
 export const KEEPALIVE = {
@@ -40,7 +40,7 @@ export interface GrpcServerOptions {
   readonly maxConcurrentStreams?: number;
   /** HTTP/2 session memory (MiB) per connection before new streams are refused. */
   readonly maxSessionMemoryMiB?: number;
-  /** Connections older than this, or past their client certificate's expiry, get GOAWAY (grpc-js adds ±10 % jitter to the age); default 30 min. */
+  /** Connections older than this get GOAWAY (grpc-js adds ±10 % jitter), as do those whose client certificate expires or whose CA is removed; default 30 min. */
   readonly maxConnectionAgeMs?: number;
   /** Calls in flight after that GOAWAY get this long before the connection is cut; default 30 s. */
   readonly maxConnectionAgeGraceMs?: number;
@@ -104,6 +104,7 @@ export class GrpcServer {
   readonly #opts: GrpcServerOptions;
   readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
   #port = 0;
+  #stopTrust: () => void = () => {};
 
   constructor(opts: GrpcServerOptions) {
     this.#opts = opts;
@@ -222,7 +223,7 @@ export class GrpcServer {
     for (const server of servers) applySocketLimits(server, this.#opts.socketLimits ?? DEFAULT_SOCKET_LIMITS, identityOf);
     const session = (this.#opts.maxSessionMemoryMiB ?? 16) * 1024 * 1024;
     applyReceiveLimits(servers, this.#opts.receiveLimits ?? { perConnectionBytes: session, perClientBytes: 32 * 1024 * 1024, totalBytes: 128 * 1024 * 1024, timeoutMs: 10_000 }, identityOf);
-    closeAtCertificateExpiry(servers, this.#opts.maxConnectionAgeGraceMs ?? 30_000);
+    this.#stopTrust = enforceClientTrust(servers, this.#opts.tls, this.#opts.maxConnectionAgeGraceMs ?? 30_000);
     // Until the certificates reach the listener it drops every connection.
     await this.#opts.tls.delivered();
     return this.#port;
@@ -240,6 +241,7 @@ export class GrpcServer {
 
   /** Stops accepting; waits for in-flight calls up to graceMs, then cancels the rest. */
   async close(graceMs: number): Promise<void> {
+    this.#stopTrust();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#server.forceShutdown();

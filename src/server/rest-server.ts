@@ -14,6 +14,7 @@ import { toJsonError, toWireError, type WireError } from './status.ts';
 import { clientIdentity, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import { parseGrpcTimeout } from './grpc-timeout.ts';
 import { applySocketLimits, DEFAULT_SOCKET_LIMITS, type SocketLimits } from './socket-limits.ts';
+import { msToExpiry, parseCaBundle, stillTrusted } from './client-trust.ts';
 
 export const ALLOCATE_PATH = '/gameserverallocation';
 
@@ -102,6 +103,7 @@ export class RestServer {
   readonly #busy = new WeakMap<Socket, number>();
   readonly #responding = new WeakMap<Socket, ServerResponse>();
   readonly #expired = new WeakSet<Socket>();
+  readonly #sockets = new Set<TLSSocket>();
 
   constructor(opts: RestServerOptions) {
     this.#opts = opts;
@@ -121,7 +123,12 @@ export class RestServer {
     this.#server.requestTimeout = 30_000;
     this.#server.keepAliveTimeout = 60_000;
     applySocketLimits(this.#server, opts.socketLimits ?? DEFAULT_SOCKET_LIMITS, (s) => clientIdentity(s.getPeerCertificate()) ?? '(anonymous)');
-    this.#stopWatching = opts.tls.onChange((next) => this.#server.setSecureContext({ cert: next.cert, key: next.key, ca: next.ca }));
+    this.#stopWatching = opts.tls.onChange((next) => {
+      this.#server.setSecureContext({ cert: next.cert, key: next.key, ca: next.ca });
+      // Connections of a CA no longer trusted end now, not at their max age.
+      const cas = parseCaBundle(next.ca);
+      for (const socket of this.#sockets) if (!stillTrusted(socket, cas)) this.#expire(socket);
+    });
   }
 
   /** Counts the call on its connection, so a connection past its age closes only when idle. */
@@ -144,23 +151,26 @@ export class RestServer {
    */
   #limitAge(socket: TLSSocket): void {
     const maxAgeMs = (this.#opts.maxConnectionAgeMs ?? 30 * 60_000) * (0.9 + Math.random() * 0.2);
-    const notAfter = Date.parse(socket.getPeerCertificate().valid_to ?? '');
-    const ageMs = Math.min(maxAgeMs, Number.isFinite(notAfter) ? Math.max(0, notAfter - Date.now()) : Infinity, MAX_TIMER_MS);
-    let cut: NodeJS.Timeout | undefined;
-    const timer = setTimeout(() => {
-      this.#expired.add(socket);
-      if (!this.#busy.get(socket)) {
-        socket.end();
-        return;
-      }
-      const res = this.#responding.get(socket);
-      if (res && !res.headersSent) res.setHeader('connection', 'close');
-      cut = setTimeout(() => socket.destroy(), this.#opts.maxConnectionAgeGraceMs ?? 30_000).unref();
-    }, ageMs).unref();
+    const timer = setTimeout(() => this.#expire(socket), Math.min(maxAgeMs, msToExpiry(socket), MAX_TIMER_MS)).unref();
+    this.#sockets.add(socket);
     socket.once('close', () => {
       clearTimeout(timer);
-      clearTimeout(cut);
+      this.#sockets.delete(socket);
     });
+  }
+
+  /** Closes the connection now if idle, else after the call in flight (grace at most). */
+  #expire(socket: TLSSocket): void {
+    if (this.#expired.has(socket)) return;
+    this.#expired.add(socket);
+    if (!this.#busy.get(socket)) {
+      socket.end();
+      return;
+    }
+    const res = this.#responding.get(socket);
+    if (res && !res.headersSent) res.setHeader('connection', 'close');
+    const cut = setTimeout(() => socket.destroy(), this.#opts.maxConnectionAgeGraceMs ?? 30_000).unref();
+    socket.once('close', () => clearTimeout(cut));
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {

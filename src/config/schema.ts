@@ -121,8 +121,8 @@ export const ConfigSchema = z.strictObject({
       /** REST body / gRPC request message must arrive in full within this long of the headers (and before the call's deadline). */
       bodyTimeoutMs: Ms.min(100).default(10_000),
       /**
-       * Both doors: connections older than this are closed (gRPC: GOAWAY, ±10 % jitter; REST: once idle), so a
-       * connection authenticated by a since-removed CA or a since-expired certificate does not live on.
+       * Both doors: connections older than this are closed (gRPC: GOAWAY, ±10 % jitter; REST: once idle), as are
+       * those whose client certificate expires or whose CA leaves tls.clientCaDir: no connection outlives its trust.
        */
       maxConnectionAgeMs: Ms.min(1_000).default(30 * 60_000),
       /** Calls in flight on a connection past its age get this long to finish before it is cut. */

@@ -42,7 +42,9 @@ async function buildPolicySource(config: Readonly<Config>, logger: Logger): Prom
   if (kind === 'kubernetes') {
     const { KubernetesPolicySource } = await import('./router/kubernetes/policy-source.ts');
     const kubeConfig = config.cluster.kind === 'kubernetes' ? (config.cluster.kubeconfig ?? 'in-cluster') : 'in-cluster';
-    return new KubernetesPolicySource({ kubeConfig, logger: log, namespaces: m.namespaces });
+    // Policies are served in the configured namespaces only, never in ones a request names.
+    const namespaces = m.namespaces.length > 0 ? m.namespaces : config.cluster.kind === 'kubernetes' ? config.cluster.namespaces : ['default'];
+    return new KubernetesPolicySource({ kubeConfig, logger: log, namespaces });
   }
   return new EmptyPolicySource();
 }
@@ -102,6 +104,10 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
   });
+  // Namespaces whose GameServers this gateway serves: the configured ones on Kubernetes; on the
+  // embedded cluster, those its fleet holds. Caller-named namespaces outside them get no state.
+  const servedNamespaces = config.cluster.kind === 'kubernetes' ? new Set(config.cluster.namespaces) : null;
+  const servesGameServers = (namespace: string): boolean => servedNamespaces?.has(namespace) ?? engine.index.namespaces().includes(namespace);
   const mc = config.multiCluster;
   const policySource = await buildPolicySource(config, logger);
   const ledger = await buildLedger(config, logger);
@@ -124,8 +130,11 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     fetchTimeoutMs: Math.max(mc.capacityWaitMs, 1),
     fetch: (target, namespaces, timeoutMs) => remote.capacity(target, namespaces, timeoutMs),
   });
+  const authorizer = new Authorizer(config.authorization);
   const policyRouter = new PolicyRouter({
     engine,
+    keepsState: (namespace) => servedNamespaces === null || servedNamespaces.has(namespace) || policySource.serves(namespace),
+    mayUse: (identity, namespace) => authorizer.mayUse(identity, namespace),
     policies: policySource,
     remote,
     capacity,
@@ -143,7 +152,6 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     ...(adm.perClientBurst !== undefined ? { perClientBurst: adm.perClientBurst } : {}),
     maxTrackedClients: adm.maxTrackedClients,
   });
-  const authorizer = new Authorizer(config.authorization);
   const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs };
   const handler = new AllocateHandler({
     router,
@@ -176,6 +184,9 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
           explain: (req, identity, key, signal) => policyRouter.explain(req, identity, key, signal),
           decode,
           capacityTtlMs: mc.capacityTtlMs,
+          serves: servesGameServers,
+          mayUse: (identity, namespace) => authorizer.mayUse(identity, namespace),
+          authorize: (identity, namespace, multiCluster) => authorizer.check(identity, namespace, multiCluster),
         }),
       },
     ],

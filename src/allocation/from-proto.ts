@@ -1,10 +1,11 @@
 // Wire request → validated domain request, with Agones' defaults and selector resolution.
 // Every problem is reported by field path in one INVALID_FIELD error.
-import { FieldProblems, keyPath } from './errors.ts';
-import { annotationKeyProblem, labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
+import { echo, FieldProblems, keyPath } from './errors.ts';
 import { INT64_MAX, INT64_MIN, parseInt64, type Int64 } from './int64.ts';
+import { annotationKeyProblem, labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
 import { LIMITS } from './limits.ts';
 import { setOwn } from './records.ts';
+import { isReservedAnnotation } from './reserved-annotations.ts';
 import type {
   AllocationRequest,
   CounterAction,
@@ -78,7 +79,7 @@ function annotationMap(p: FieldProblems, path: string, m: Record<string, string>
   const out: Record<string, string> = {};
   let bytes = 0;
   for (const [k, v] of boundedMap(p, path, m)) {
-    const problem = annotationKeyProblem(k);
+    const problem = isReservedAnnotation(k) ? 'is reserved for the gateway (it records idempotency keys and the serving cluster)' : annotationKeyProblem(k);
     if (problem) p.add(keyPath(path, k), problem);
     else setOwn(out, k, v);
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
@@ -149,7 +150,7 @@ function counterAction(p: FieldProblems, path: string, w: WireCounterAction): Co
   const amount = wrapped(p, `${path}.amount`, w.amount);
   const capacity = wrapped(p, `${path}.capacity`, w.capacity);
   if (action !== null && !COUNTER_ACTIONS.has(action)) {
-    p.add(`${path}.action`, `must be "Increment" or "Decrement", got ${JSON.stringify(action)}`);
+    p.add(`${path}.action`, `must be "Increment" or "Decrement", got ${echo(action)}`);
   }
   if (action !== null && amount === null) p.add(`${path}.amount`, 'required when action is set');
   if (action === null && amount !== null) p.add(`${path}.action`, 'required when amount is set');

@@ -35,7 +35,10 @@ const MultiCluster = z
     policyFile: z.string().min(1).optional(),
     /** Folder of client secrets for the file source: <secretsDir>/<secretName>/{tls.crt,tls.key,ca.crt}. Default: secrets/ beside policyFile. */
     secretsDir: z.string().min(1).optional(),
-    /** Namespaces whose policies are watched from the start (others on first use). */
+    /**
+     * Namespaces whose policies are served (policySource 'kubernetes'), watched from the start;
+     * default: cluster.namespaces on Kubernetes, else ['default']. Requests in others find no policy.
+     */
     namespaces: z.array(z.string().min(1)).default([]),
     /** Cap on one remote attempt (connect + call); the caller's deadline caps it further. */
     attemptTimeoutMs: Ms.min(1).default(5_000),
@@ -120,10 +123,10 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** open: unlisted identities may allocate anywhere (agones-allocator); enforce: unlisted identities are refused. */
       mode: z.enum(['open', 'enforce']).default('open'),
-      /** Client identity (certificate SAN URI, else SAN DNS, else CN) → what it may do. */
+      /** Client identity ("uri:<SAN URI>", else "dns:<SAN DNS>", else "cn:<subject CN>") → what it may do. */
       clients: z
         .record(
-          z.string().min(1),
+          z.string().regex(/^(uri|dns|cn):./, 'must name the identity\'s kind: "uri:<SAN URI>", "dns:<SAN DNS>" or "cn:<subject CN>" (kinds never match each other)'),
           z.strictObject({
             /** Namespaces it may allocate in; '*' = any. */
             namespaces: z.array(z.string().min(1)).min(1),

@@ -1,6 +1,7 @@
 // What allocation does to a GameServer: metadata patch, state, counter and list actions.
 import { add, sub } from '../allocation/int64.ts';
 import { own, setOwn } from '../allocation/records.ts';
+import { withoutReserved } from '../allocation/reserved-annotations.ts';
 import type { AllocationRequest, CounterStatus, GameServer, ListStatus } from '../allocation/types.ts';
 
 /** Annotation Agones stamps on every (re-)allocation. */
@@ -71,7 +72,9 @@ export function applyAllocation(
     ...gs,
     labels: { ...gs.labels, ...req.metadata.labels },
     annotations: {
-      ...gs.annotations,
+      // The gateway's own annotations from an earlier allocation (a re-readied GameServer) would
+      // let that allocation's idempotency key return this one.
+      ...withoutReserved(gs.annotations),
       ...req.metadata.annotations,
       ...extraAnnotations,
       [LAST_ALLOCATED_ANNOTATION]: lastAllocated,

@@ -2,7 +2,7 @@
 // follows the contract field by field. Input is checked strictly by type and reported by path;
 // output emits every field (as agones-allocator's grpc-gateway does) with int64 as strings.
 import protobuf from 'protobufjs';
-import { AllocationError, keyPath } from '../allocation/errors.ts';
+import { AllocationError, echo, keyPath } from '../allocation/errors.ts';
 import { setOwn } from '../allocation/records.ts';
 import { entryLimit, tooManyEntries } from './request-decoder.ts';
 
@@ -15,11 +15,6 @@ const INT64 = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 const INT32 = new Set(['int32', 'uint32', 'sint32', 'fixed32', 'sfixed32']);
 /** Deeper nesting than the schema allows is refused before it is walked. */
 const MAX_DEPTH = 32;
-
-/** A value as shown in messages (bigints, from parseExact, as plain digits). */
-function show(v: unknown): string {
-  return String(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)));
-}
 
 function bad(path: string, detail: string): never {
   throw new AllocationError('INVALID_FIELD', `${path || '(body)'}: ${detail}`, { metadata: { field: path || '(body)' } });
@@ -42,12 +37,12 @@ function integer(v: unknown, path: string, type: string): string | number {
     if (big < lo || big > hi) bad(path, `out of range for ${type}`);
     return INT32.has(type) ? Number(v) : v;
   }
-  return bad(path, `must be an integer (a number or a decimal string), got ${show(v)}`);
+  return bad(path, `must be an integer (a number or a decimal string), got ${echo(v)}`);
 }
 
 function scalar(v: unknown, type: string, path: string): unknown {
   if (type === 'string') return typeof v === 'string' ? v : bad(path, `must be a string, got ${typeof v}`);
-  if (type === 'bool') return typeof v === 'boolean' ? v : bad(path, `must be true or false, got ${show(v)}`);
+  if (type === 'bool') return typeof v === 'boolean' ? v : bad(path, `must be true or false, got ${echo(v)}`);
   if (INT64.has(type) || INT32.has(type)) return integer(v, path, type);
   if (type === 'double' || type === 'float') return typeof v === 'number' ? v : bad(path, 'must be a number');
   if (type === 'bytes') return typeof v === 'string' ? v : bad(path, 'must be a base64 string');
@@ -57,7 +52,7 @@ function scalar(v: unknown, type: string, path: string): unknown {
 function enumValue(v: unknown, e: protobuf.Enum, path: string): number {
   if (typeof v === 'string' && Object.hasOwn(e.values, v)) return e.values[v]!;
   if (typeof v === 'number' && Number.isInteger(v) && Object.values(e.values).includes(v)) return v;
-  return bad(path, `must be one of ${Object.keys(e.values).map((k) => show(k)).join(', ')}, got ${show(v)}`);
+  return bad(path, `must be one of ${Object.keys(e.values).map((k) => JSON.stringify(k)).join(', ')}, got ${echo(v)}`);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -76,7 +71,7 @@ function value(v: unknown, field: protobuf.Field, path: string, depth: number): 
 
 function message(json: unknown, type: protobuf.Type, path: string, depth: number): Record<string, unknown> {
   if (depth > MAX_DEPTH) bad(path, 'nested too deeply');
-  if (!isObject(json)) return bad(path, `must be a JSON object, got ${Array.isArray(json) ? 'an array' : show(json)}`);
+  if (!isObject(json)) return bad(path, `must be a JSON object, got ${Array.isArray(json) ? 'an array' : echo(json)}`);
   const out: Record<string, unknown> = {};
   for (const field of type.fieldsArray) {
     // Both the proto name and its JSON name are accepted; here they are the same camelCase.

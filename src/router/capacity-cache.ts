@@ -1,6 +1,7 @@
 // The caller's view of remote capacity: GetCapacity answers cached per target with a short
 // TTL, and, for remotes that do not advertise (agones-allocator: UNIMPLEMENTED), a short
 // negative cache after RESOURCE_EXHAUSTED for the same namespace and selectors.
+import { createHash } from 'node:crypto';
 import { setOwn } from '../allocation/records.ts';
 import type { AllocationRequest } from '../allocation/types.ts';
 import type { CapacityAnswer, RemoteTarget } from '../remote/remote-client.ts';
@@ -47,9 +48,9 @@ function fromWire(w: WireNamespaceCapacity): NamespaceCapacity {
 
 const targetKey = (t: RemoteTarget): string => t.endpoints.join(',');
 
-/** The selectors part of a request, as a cache key. */
+/** The selectors part of a request, as a fixed-size cache key (selectors may be hundreds of KB). */
 export function selectorsKey(req: AllocationRequest): string {
-  return JSON.stringify(req.selectors, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  return createHash('sha256').update(JSON.stringify(req.selectors, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).digest('base64url');
 }
 
 export class CapacityCache {

@@ -10,7 +10,8 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { RemoteAttempt, RemoteClient, RemoteTarget } from '../remote/remote-client.ts';
 import { Budget } from './budget.ts';
 import type { CapacityCache } from './capacity-cache.ts';
-import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
+import { requestFingerprint } from '../allocation/request-fingerprint.ts';
+import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, IDEMPOTENCY_REQUEST_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
 import { planRoute, seededRandom, type PlanTarget, type RoutePlan } from './plan.ts';
 import { selectPolicies } from './policy.ts';
 import { SecretProblem, type PolicySource } from './policy-source.ts';
@@ -28,6 +29,17 @@ export interface PolicyRouterOptions {
   readonly capacityWaitMs: number;
   /** Poll interval while another replica serves the same idempotency key. */
   readonly idempotencyPollMs?: number;
+  /**
+   * Whether the caller may act in a target's namespace (a policy may send requests to another
+   * namespace than the request's). Absent = any.
+   */
+  readonly mayUse?: (identity: string | null, namespace: string) => boolean;
+  /**
+   * Whether the gateway keeps state (idempotency records) for a namespace: the ones it serves
+   * GameServers or policies in. Keys in other namespaces are not recorded (nothing can be allocated
+   * there), so callers cannot make it write Leases into namespaces of their choosing. Absent = all.
+   */
+  readonly keepsState?: (namespace: string) => boolean;
 }
 
 /** A route that would be or was taken, step by step (GatewayService.ExplainRoute). */
@@ -58,7 +70,7 @@ const FORWARDED_KEY_PREFIX = 'gw1-';
 
 export class PolicyRouter implements Router {
   readonly #o: PolicyRouterOptions;
-  readonly #inFlight = new Map<string, Promise<Allocation>>();
+  readonly #inFlight = new Map<string, { readonly fingerprint: string; readonly route: Promise<Allocation> }>();
   readonly #warned = new Map<string, number>();
 
   constructor(opts: PolicyRouterOptions) {
@@ -67,32 +79,40 @@ export class PolicyRouter implements Router {
 
   async allocate(req: AllocationRequest, ctx: RouteContext): Promise<Allocation> {
     const budget = new Budget(ctx.deadlineMs);
-    if (ctx.idempotencyKey === null) return await this.#route(req, ctx, budget, null);
+    if (ctx.idempotencyKey === null || this.#o.keepsState?.(req.namespace) === false) return await this.#route(req, ctx, budget, null, '');
     const hash = idempotencyHash(req.namespace, ctx.identity, ctx.idempotencyKey);
-    // Same key on this replica at once: share one route.
+    const fingerprint = requestFingerprint(req);
+    // Same key on this replica at once: share one route, if it is the same request.
     const id = `${req.namespace}/${hash}`;
     const running = this.#inFlight.get(id);
-    if (running) return await running;
-    const p = this.#keyed(req, ctx, budget, hash).finally(() => this.#inFlight.delete(id));
-    this.#inFlight.set(id, p);
-    return await p;
+    if (running) {
+      sameRequest(running.fingerprint, fingerprint);
+      return await running.route;
+    }
+    const route = this.#keyed(req, ctx, budget, hash, fingerprint).finally(() => this.#inFlight.delete(id));
+    this.#inFlight.set(id, { fingerprint, route });
+    return await route;
   }
 
-  async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string): Promise<Allocation> {
+  async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string, fingerprint: string): Promise<Allocation> {
     const { engine, ledger, logger } = this.#o;
     // Fast path: a GameServer of this cluster already carries the key.
     const local = engine.index.findByAnnotation(IDEMPOTENCY_ANNOTATION, req.namespace, hash);
-    if (local && local.state === 'Allocated') return allocationOf(local, 'local');
+    if (local && local.state === 'Allocated') {
+      sameRequest(local.annotations[IDEMPOTENCY_REQUEST_ANNOTATION], fingerprint);
+      return allocationOf(local, 'local');
+    }
     for (;;) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       let claim;
       try {
-        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal);
+        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal, fingerprint);
       } catch (err) {
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'idempotency ledger unavailable');
         throw new AllocationError('NOT_READY', 'the idempotency record could not be read; retry', { cause: err });
       }
+      if (claim.kind !== 'won') sameRequest(claim.fingerprint, fingerprint);
       if (claim.kind === 'done') {
         logger.info({ reqId: ctx.reqId, namespace: req.namespace, gameServer: claim.allocation.gameServerName, source: claim.allocation.source }, 'idempotent repeat: returning the earlier allocation');
         return claim.allocation;
@@ -100,12 +120,13 @@ export class PolicyRouter implements Router {
       if (claim.kind === 'won') break;
       // Another replica is serving this key: wait for its result rather than allocate twice.
       if (budget.remainingMs() < (this.#o.idempotencyPollMs ?? 50) * 2) {
-        throw new AllocationError('IDEMPOTENCY_CONFLICT', `a request with this idempotency key is still being served (by ${claim.holder}); retry to get its result`);
+        logger.debug({ reqId: ctx.reqId, namespace: req.namespace, holder: claim.holder }, 'idempotency key held by another request');
+        throw new AllocationError('IDEMPOTENCY_CONFLICT', 'a request with this idempotency key is still being served; retry to get its result');
       }
       await new Promise((r) => setTimeout(r, this.#o.idempotencyPollMs ?? 50));
     }
     try {
-      const allocation = await this.#route(req, ctx, budget, hash);
+      const allocation = await this.#route(req, ctx, budget, hash, fingerprint);
       await ledger.complete(req.namespace, hash, allocation).catch((err: unknown) =>
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'could not record the idempotency result; a repeat on another replica may wait for the claim to lapse'),
       );
@@ -124,16 +145,19 @@ export class PolicyRouter implements Router {
     const problems = ns.problems.map((p) => `policy ${p.namespace}/${p.name}: ${p.problems.join('; ')}`);
     const selected = selectPolicies(ns.policies, req.multiClusterSetting.policySelector);
     if (selected.length === 0) {
-      const why = ns.policies.length === 0 ? `namespace ${req.namespace} has no usable GameServerAllocationPolicy` : 'policySelector matches none of the namespace\'s policies';
-      throw new AllocationError('NO_POLICY', `no multi-cluster allocation policy is specified (${why})${problems.length > 0 ? `; ignored: ${problems.join(' | ')}` : ''}`, {
+      const why = ns.unserved
+        ? `multi-cluster allocation is not served in namespace ${req.namespace}`
+        : ns.policies.length === 0 ? `namespace ${req.namespace} has no usable GameServerAllocationPolicy` : 'policySelector matches none of the namespace\'s policies';
+      // The problems themselves (file paths, secret names) are logged by the policy source.
+      throw new AllocationError('NO_POLICY', `no multi-cluster allocation policy is specified (${why})${problems.length > 0 ? `; ${problems.length} unusable ${problems.length === 1 ? 'policy was' : 'policies were'} ignored (see the gateway log)` : ''}`, {
         metadata: { namespace: req.namespace },
       });
     }
     return { plan: planRoute(selected, hash === null ? Math.random : seededRandom(hash)), problems };
   }
 
-  async #route(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string | null): Promise<Allocation> {
-    const annotations: Record<string, string> = hash === null ? {} : { [IDEMPOTENCY_ANNOTATION]: hash };
+  async #route(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string | null, fingerprint: string): Promise<Allocation> {
+    const annotations: Record<string, string> = hash === null ? {} : { [IDEMPOTENCY_ANNOTATION]: hash, [IDEMPOTENCY_REQUEST_ANNOTATION]: fingerprint };
     if (!req.multiClusterSetting.enabled) {
       return await this.#o.engine.allocate(req, { signal: ctx.signal, annotations });
     }
@@ -176,6 +200,10 @@ export class PolicyRouter implements Router {
       return { next: true };
     }
     tried.add(destination);
+    if (this.#o.mayUse && !this.#o.mayUse(ctx.identity, ns)) {
+      report(target.kind === 'local' ? 'local' : target.endpoints.join(','), 'forbidden', 'PERMISSION_DENIED', `policy ${p.name}: the caller may not use namespace ${ns}`);
+      return { next: true };
+    }
 
     if (target.kind === 'local') {
       const started = performance.now();
@@ -247,7 +275,7 @@ export class PolicyRouter implements Router {
       return {
         stop: new AllocationError(
           deadline ? 'DEADLINE_EXCEEDED' : 'ALL_TARGETS_FAILED',
-          `target ${target.name} (${last.endpoint}) may have allocated but its reply was lost (${last.code}: ${last.message}); ` +
+          `target ${target.name} may have allocated but its reply was lost (${last.code}); ` +
             'not tried elsewhere, to never allocate twice (send an idempotency key to allow fallback)',
           { attempts, metadata: { ambiguous: 'true' } },
         ),
@@ -303,6 +331,10 @@ export class PolicyRouter implements Router {
         steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: t.problem });
         continue;
       }
+      if (this.#o.mayUse && !this.#o.mayUse(identity, p.targetNamespace)) {
+        steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: `forbidden: the caller may not use namespace ${p.targetNamespace}` });
+        continue;
+      }
       if (t.kind === 'local') {
         const ok = this.#o.engine.pick({ ...req, namespace: p.targetNamespace }) !== undefined;
         steps.push({ ...base, endpoints: [], decision: ok ? 'try' : 'skip', reason: ok ? 'local cluster has a match' : 'local cluster has no matching GameServer (no-capacity, no write)' });
@@ -327,6 +359,12 @@ export class PolicyRouter implements Router {
   }
 }
 
+/** A key is held to the request it was first used with ('' = recorded before fingerprints were kept). */
+function sameRequest(recorded: string | undefined, fingerprint: string): void {
+  if (recorded === undefined || recorded === '' || recorded === fingerprint) return;
+  throw new AllocationError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was already used with a different request; use a new key for a new request');
+}
+
 function withAttempts(err: AllocationError, attempts: readonly AttemptReport[]): AllocationError {
   if (attempts.length === 0) return err;
   return new AllocationError(err.reason, err.message, { attempts, metadata: { ...err.metadata } });
@@ -341,16 +379,20 @@ export function finalError(attempts: readonly AttemptReport[]): AllocationError 
   if (count > 0 && attempts.every((a) => noCapacity(a.outcome))) {
     reason = 'NO_GAME_SERVER';
     message = 'there is no available GameServer to allocate in any target';
+  } else if (attempts.some((a) => a.outcome === 'forbidden') && attempts.every((a) => a.outcome === 'forbidden' || noCapacity(a.outcome))) {
+    reason = 'PERMISSION_DENIED';
+    message = 'the caller may not use the namespaces of the targets that could serve this request';
   } else if (attempts.some((a) => a.outcome === 'rejected') && attempts.every((a) => a.outcome === 'rejected' || noCapacity(a.outcome))) {
     reason = 'REMOTE_REJECTED';
     const r = attempts.find((a) => a.outcome === 'rejected')!;
-    message = `remote ${r.target} (${r.endpoint}) rejected the request: ${r.code}: ${r.message.slice(0, 500)}`;
+    // The remote's own text is logged (remote attempt failed), not passed on: it may describe the remote's internals.
+    message = `remote target ${r.target} rejected the request (${r.code})`;
   } else if (attempts.some((a) => a.outcome === 'no-budget')) {
     reason = 'DEADLINE_EXCEEDED';
     message = 'the caller\'s deadline ran out before a target served the request';
   } else {
     reason = 'ALL_TARGETS_FAILED';
-    message = `every target failed: ${attempts.map((a) => `${a.target}@${a.endpoint}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;
+    message = `every target failed: ${attempts.map((a) => `${a.target}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;
   }
   return new AllocationError(reason, message, { attempts });
 }

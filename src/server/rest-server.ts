@@ -77,7 +77,8 @@ export class RestServer {
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    const doc = path !== undefined ? this.#opts.documents?.[path] : undefined;
+    const docs = this.#opts.documents;
+    const doc = path !== undefined && docs !== undefined && Object.hasOwn(docs, path) ? docs[path] : undefined;
     if (doc && req.method === 'GET') {
       res.writeHead(200, { 'content-type': doc[0] });
       res.end(doc[1]);

@@ -25,6 +25,8 @@ const CODES = {
   PERMISSION_DENIED: [status.PERMISSION_DENIED, 403],
   UNAUTHENTICATED: [status.UNAUTHENTICATED, 401],
   IDEMPOTENCY_CONFLICT: [status.ALREADY_EXISTS, 409],
+  // As the IETF Idempotency-Key draft: a key reused with a different request is 422, never the earlier result.
+  IDEMPOTENCY_KEY_REUSED: [status.FAILED_PRECONDITION, 422],
   UPDATE_REJECTED: [status.UNKNOWN, 500], // as agones-allocator answers "could not update the selected GameServer"
   INTERNAL: [status.INTERNAL, 500],
 } as const satisfies Record<Reason, readonly [grpc.status, number]>;
@@ -51,7 +53,9 @@ export function toWireError(err: unknown, unallocated: UnallocatedStatus = 429):
   }
   const [code, http] = err.reason === 'NO_GAME_SERVER' && unallocated === 503 ? [status.UNAVAILABLE, 503] : CODES[err.reason];
   const metadata: Record<string, string> = { ...err.metadata };
-  if (err.attempts.length > 0) metadata.attempts = JSON.stringify(err.attempts);
+  // Each attempt's text (a remote's error, TLS errors, secret problems) stays in the log: callers
+  // get target, endpoint, outcome and code, which they can switch on.
+  if (err.attempts.length > 0) metadata.attempts = JSON.stringify(err.attempts.map(({ message: _text, ...safe }) => safe));
   return { code, http, message: err.message, reason: err.reason, metadata };
 }
 

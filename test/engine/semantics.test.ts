@@ -2,10 +2,7 @@
 // Each case runs twice, through each door against identical clusters; the doors must agree.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { readFileSync } from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
 import { parse as parseYaml } from 'yaml';
-import { ChannelPool } from '../../src/remote/channel-pool.ts';
 import type { GameServer } from '../../src/allocation/types.ts';
 import type { WireAllocationRequest } from '../../src/allocation/wire.ts';
 import { AllocatorError } from '../../src/client/index.ts';
@@ -407,16 +404,3 @@ fleets:
   assert.deepEqual(json.lists, { toString: { values: ['a', 'b'], capacity: '2' } });
 });
 
-test('GetCapacity: a namespace named "__proto__" is answered as an entry of its own, beside the others', async (t) => {
-  const certs = devCerts(t);
-  const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a' })] });
-  const pool = new ChannelPool();
-  t.after(() => pool.close());
-  const stub = pool.get(gw.grpcAddress, { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
-  const res = await new Promise<any>((resolve, reject) =>
-    stub.GetCapacity({ namespaces: ['__proto__', 'default'] }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, r) => (err ? reject(err) : resolve(r))),
-  );
-  assert.deepEqual(Object.keys(res.namespaces).sort(), ['__proto__', 'default']);
-  assert.equal(Number(res.namespaces.default.total.ready), 1);
-  assert.equal(Number(Object.getOwnPropertyDescriptor(res.namespaces, '__proto__')?.value.total.ready), 0);
-});

@@ -264,9 +264,9 @@ describe('deploy/ on a real API server', { skip: skipReason }, () => {
     const ledger = new KubernetesIdempotencyLedger({ kubeConfig: cp.saKubeconfigPath, retentionMs: 1, holder: 'test', logger: { warn: () => {} } });
     t.after(() => ledger.close());
     const signal = AbortSignal.timeout(5_000);
-    assert.equal((await ledger.claim(ns, 'released', 60_000, signal)).kind, 'won');
+    assert.equal((await ledger.claim(ns, 'released', 60_000, signal, '')).kind, 'won');
     await ledger.release(ns, 'released');
-    assert.equal((await ledger.claim(ns, 'swept', 60_000, signal)).kind, 'won');
+    assert.equal((await ledger.claim(ns, 'swept', 60_000, signal, '')).kind, 'won');
     await ledger.complete(ns, 'swept', { gameServerName: 'x', namespace: ns, address: '', addresses: [], ports: [], nodeName: '', metadata: { labels: {}, annotations: {} }, counters: {}, lists: {}, source: 'local' });
     await new Promise((r) => setTimeout(r, 20));
     assert.ok((await ledger.sweep()) >= 1, 'expired records swept');

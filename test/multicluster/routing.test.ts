@@ -128,7 +128,10 @@ describe('routing by policy', () => {
     const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
     assert.equal(err.code, grpc.status.FAILED_PRECONDITION);
     assert.equal(err.reason, 'REMOTE_REJECTED');
-    assert.match(err.details, /is invalid/);
+    // The remote's own validation text goes to the log; the caller gets the target and the code.
+    assert.match(err.details, /remote target agones rejected the request \(422\)/);
+    assert.doesNotMatch(err.details, /is invalid/);
+    assert.ok(a.logs.some((l) => /is invalid/.test(String(l.message))));
     assert.equal(d.calls.length, 1);
     assert.deepEqual(attemptsOf(err).map((x) => [x.outcome, x.code]), [['rejected', '422']]);
   });
@@ -212,9 +215,13 @@ describe('routing by policy', () => {
     const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
     const got = attemptsOf(err);
     assert.deepEqual(got.map((x) => x.outcome), ['misconfigured', 'misconfigured', 'misconfigured', 'misconfigured']);
-    assert.match(got[0]!.message, /zero-1: every policy of priority 1 has weight 0/);
-    assert.match(got[2]!.message, /bad-endpoint: bad allocationEndpoints "http:\/\/x\/y"/);
-    assert.match(got[3]!.message, /no-secret.*missing client certificate key pair/);
+    assert.deepEqual(got.map((x) => x.target), ['zero-1', 'zero-2', 'bad-endpoint', 'no-secret']);
+    // What is wrong is told to the operator (the log), not to the caller (attempt texts are not sent).
+    assert.ok(got.every((x) => x.message === undefined));
+    const problems = a.logs.filter((l) => l.msg === 'multi-cluster policy misconfigured; target not used').map((l) => String(l.problem));
+    for (const re of [/zero-1: every policy of priority 1 has weight 0/, /bad-endpoint: bad allocationEndpoints "http:\/\/x\/y"/, /no-secret.*missing client certificate key pair/]) {
+      assert.ok(problems.some((p) => re.test(p)), `${re} in ${JSON.stringify(problems)}`);
+    }
     assert.ok(a.logs.some((l) => l.msg === 'multi-cluster policy misconfigured; target not used' && l.policy === 'zero-1'));
   });
 

@@ -54,13 +54,17 @@ function sendError(res: ServerResponse, w: WireError, status = w.http, headers: 
  * deadline, or the client left) and within timeoutMs: a body sent a byte at a time cannot hold
  * an admission slot past either.
  */
+/** How long a body may still arrive once the call's deadline has passed. */
+const BODY_DEADLINE_GRACE_MS = 100;
+
 function readBody(req: IncomingMessage, limit: number, signal: AbortSignal, timeoutMs: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const settle = (fn: () => void): void => {
       clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      clearTimeout(graceTimer);
+      signal.removeEventListener('abort', onDeadline);
       req.off('data', onData).off('end', onEnd).off('error', onError);
       fn();
     };
@@ -83,8 +87,14 @@ function readBody(req: IncomingMessage, limit: number, signal: AbortSignal, time
       () => settle(() => reject(new AllocationError('DEADLINE_EXCEEDED', `(body): not received in full within ${timeoutMs} ms`, { metadata: { field: '(body)', bodyTimeoutMs: String(timeoutMs) } }))),
       timeoutMs,
     );
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    // A body sent with its headers is still read (and judged: an invalid request is a 400 even when
+    // its deadline was 0); a body still trickling in when the deadline passes gets no more than this.
+    let graceTimer: NodeJS.Timeout | undefined;
+    const onDeadline = (): void => {
+      graceTimer ??= setTimeout(onAbort, BODY_DEADLINE_GRACE_MS);
+    };
+    if (signal.aborted) onDeadline();
+    else signal.addEventListener('abort', onDeadline, { once: true });
     req.on('data', onData).on('end', onEnd).on('error', onError);
   });
 }

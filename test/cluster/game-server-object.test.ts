@@ -46,6 +46,7 @@ test('toGameServer reads every field the gateway uses', () => {
     namespace: 'ns',
     name: 'gs-1',
     resourceVersion: '41',
+    uid: 'u-1',
     labels: { 'agones.dev/fleet': 'f' },
     annotations: { a: 'b' },
     state: 'Ready',

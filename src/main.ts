@@ -98,7 +98,6 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
   const engine = new Engine(store, {
     playerAllocationFilter: config.allocation.playerAllocationFilter,
     maxWriteAttempts: config.allocation.maxWriteAttempts,
-    writeTimeoutMs: config.allocation.writeTimeoutMs,
     indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
   });

@@ -28,6 +28,12 @@ export interface PolicyRouterOptions {
   readonly capacityWaitMs: number;
   /** Poll interval while another replica serves the same idempotency key. */
   readonly idempotencyPollMs?: number;
+  /**
+   * How long a route may still be writing after the caller's deadline (a started GameServer
+   * write and a release run to a known outcome); a key's claim is held this much longer, so no
+   * other replica takes it over while a write may still land. Default 5 s.
+   */
+  readonly claimGraceMs?: number;
 }
 
 /** A route that would be or was taken, step by step (GatewayService.ExplainRoute). */
@@ -80,14 +86,19 @@ export class PolicyRouter implements Router {
 
   async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string): Promise<Allocation> {
     const { engine, ledger, logger } = this.#o;
-    // Fast path: a GameServer of this cluster already carries the key.
-    const local = engine.index.findByAnnotation(IDEMPOTENCY_ANNOTATION, req.namespace, hash);
-    if (local && local.state === 'Allocated') return allocationOf(local, 'local');
+    // A GameServer of this cluster already carries the key (also one whose write was reported
+    // ambiguous and has landed since: checked on every poll, as the watch may deliver it any time).
+    const carried = (): Allocation | undefined => {
+      const gs = engine.index.findByAnnotation(IDEMPOTENCY_ANNOTATION, req.namespace, hash);
+      return gs?.state === 'Allocated' ? allocationOf(gs, 'local') : undefined;
+    };
     for (;;) {
+      const local = carried();
+      if (local) return local;
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       let claim;
       try {
-        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal);
+        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + (this.#o.claimGraceMs ?? 5_000), ctx.signal);
       } catch (err) {
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'idempotency ledger unavailable');
@@ -105,14 +116,15 @@ export class PolicyRouter implements Router {
       await new Promise((r) => setTimeout(r, this.#o.idempotencyPollMs ?? 50));
     }
     try {
-      const allocation = await this.#route(req, ctx, budget, hash);
+      const allocation = carried() ?? (await this.#route(req, ctx, budget, hash));
       await ledger.complete(req.namespace, hash, allocation).catch((err: unknown) =>
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'could not record the idempotency result; a repeat on another replica may wait for the claim to lapse'),
       );
       return allocation;
     } catch (err) {
-      // Ambiguous failures keep the claim: a retry must not allocate again before the holder's time is up.
-      if (!(err instanceof AllocationError && err.metadata.ambiguous === 'true')) {
+      // Only a failure known to have allocated nothing gives the claim up. An ambiguous one (or an
+      // unclassified one) keeps it: a retry must not allocate again before the holder's time is up.
+      if (err instanceof AllocationError && err.metadata.ambiguous !== 'true') {
         await ledger.release(req.namespace, hash).catch(() => {});
       }
       throw err;
@@ -187,9 +199,9 @@ export class PolicyRouter implements Router {
       } catch (err) {
         if (!(err instanceof AllocationError)) throw err;
         if (err.reason === 'DEADLINE_EXCEEDED' || err.reason === 'CANCELLED') return { stop: withAttempts(err, attempts) };
-        // A local write whose outcome is unknown may have allocated: without a key, trying another
-        // cluster could allocate twice for one request.
-        if (err.metadata.ambiguous === 'true' && hash === null) {
+        // A local write whose outcome is unknown may have allocated: trying another cluster could
+        // allocate twice for one request, key or not (the key deduplicates only in this cluster).
+        if (err.metadata.ambiguous === 'true') {
           report('local', 'ambiguous', err.reason, err.message);
           return { stop: withAttempts(err, attempts) };
         }

@@ -318,13 +318,16 @@ class UnknownOutcomeStore extends MemoryStore {
 }
 
 describe('a local write with an unknown outcome', () => {
-  test('without an idempotency key the route stops there: another cluster could allocate a second time', async (t) => {
+  const unknownOutcomeGateway = (t: TestContext): Promise<TestGateway> => {
     const dir = policyDir(t, certs, [policy('local', { priority: 1 }), policy('cluster-b', { priority: 2, endpoints: [b.address] })]);
-    const a = await startGateway(t, {
+    return startGateway(t, {
       certs,
       store: new UnknownOutcomeStore(parseFleetFile(simpleFleet('a', 3))),
       config: { multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir } },
     });
+  };
+  test('without an idempotency key the route stops there: another cluster could allocate a second time', async (t) => {
+    const a = await unknownOutcomeGateway(t);
     const before = served(b);
     const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
     assert.equal(err.codeName, 'UNAVAILABLE');
@@ -334,12 +337,7 @@ describe('a local write with an unknown outcome', () => {
   });
 
   test('with an idempotency key too: the key deduplicates only in this cluster, so the route stops and the claim is kept', async (t) => {
-    const dir = policyDir(t, certs, [policy('local', { priority: 1 }), policy('cluster-b', { priority: 2, endpoints: [b.address] })]);
-    const a = await startGateway(t, {
-      certs,
-      store: new UnknownOutcomeStore(parseFleetFile(simpleFleet('a', 3))),
-      config: { multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir } },
-    });
+    const a = await unknownOutcomeGateway(t);
     const before = served(b);
     const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'unknown-outcome-1' }));
     assert.deepEqual([err.codeName, err.reason, err.errorInfo?.metadata['ambiguous']], ['UNAVAILABLE', 'NOT_READY', 'true']);

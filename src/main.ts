@@ -138,8 +138,8 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     logger: logger.child({ component: 'router' }),
     metrics,
     capacityWaitMs: mc.capacityWaitMs,
-    // a started write and its release each take at most twice writeTimeoutMs (answer, then settling)
-    claimGraceMs: 4 * config.allocation.writeTimeoutMs + 1_000,
+    // a write started just before the deadline ends within twice writeTimeoutMs (answer, then settling)
+    claimGraceMs: 2 * config.allocation.writeTimeoutMs + 1_000,
   });
   const router: Router = policyRouter;
   const decode = { playerAllocationFilter: config.allocation.playerAllocationFilter };

@@ -30,8 +30,8 @@ export interface PolicyRouterOptions {
   readonly idempotencyPollMs?: number;
   /**
    * How long a route may still be writing after the caller's deadline (a started GameServer
-   * write and a release run to a known outcome); a key's claim is held this much longer, so no
-   * other replica takes it over while a write may still land. Default 5 s.
+   * write runs to a known outcome or is reported ambiguous); a key's claim is held this much
+   * longer, so no other replica takes it over while that write may still land. Default 5 s.
    */
   readonly claimGraceMs?: number;
 }

@@ -115,9 +115,12 @@ export class PolicyRouter implements Router {
       }
       await new Promise((r) => setTimeout(r, this.#o.idempotencyPollMs ?? 50));
     }
+    // The claim's outcome is recorded without holding the caller's answer: a stalled Lease write
+    // must not turn a made allocation into DEADLINE_EXCEEDED. Meanwhile a repeat finds a local
+    // GameServer by its annotation, or takes this replica's Lease back (see the ledger).
     try {
       const allocation = carried() ?? (await this.#route(req, ctx, budget, hash));
-      await ledger.complete(req.namespace, hash, allocation).catch((err: unknown) =>
+      void ledger.complete(req.namespace, hash, allocation).catch((err: unknown) =>
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'could not record the idempotency result; a repeat on another replica may wait for the claim to lapse'),
       );
       return allocation;
@@ -125,7 +128,7 @@ export class PolicyRouter implements Router {
       // Only a failure known to have allocated nothing gives the claim up. An ambiguous one (or an
       // unclassified one) keeps it: a retry must not allocate again before the holder's time is up.
       if (err instanceof AllocationError && err.metadata.ambiguous !== 'true') {
-        await ledger.release(req.namespace, hash).catch(() => {});
+        void ledger.release(req.namespace, hash).catch(() => {});
       }
       throw err;
     }

@@ -27,11 +27,12 @@ let gw: GatewayProcess;
 let client: AllocatorClient;
 let gate: Gate;
 
-/** A validating webhook for GameServer updates in NS that holds each review while the gate is shut. */
+/** A validating webhook for GameServer and Lease updates in NS that holds the reviews `hold` picks. */
 interface Gate {
-  /** Names of the GameServers reviewed, in order. */
+  /** Names of the objects reviewed, in order. */
   readonly seen: string[];
-  shut: boolean;
+  hold: ((name: string) => boolean) | null;
+  /** Holds nothing more and lets the held reviews through. */
   open(): void;
 }
 
@@ -40,9 +41,9 @@ async function startGate(): Promise<Gate> {
   const held: (() => void)[] = [];
   const gate: Gate = {
     seen: [],
-    shut: false,
+    hold: null,
     open() {
-      gate.shut = false;
+      gate.hold = null;
       for (const release of held.splice(0)) release();
     },
   };
@@ -57,7 +58,7 @@ async function startGate(): Promise<Gate> {
           apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request?.uid, allowed: true },
         }));
       };
-      if (gate.shut && review.request?.name !== 'probe') held.push(answer);
+      if (gate.hold?.(String(review.request?.name))) held.push(answer);
       else answer();
     });
   });
@@ -75,7 +76,10 @@ async function startGate(): Promise<Gate> {
     webhooks: [{
       name: 'stall-gate.gateway.test',
       clientConfig: { url: `https://127.0.0.1:${port}/validate`, caBundle: readFileSync(certs.caFile).toString('base64') },
-      rules: [{ apiGroups: ['agones.dev'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['gameservers'], scope: 'Namespaced' }],
+      rules: [
+        { apiGroups: ['agones.dev'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['gameservers'], scope: 'Namespaced' },
+        { apiGroups: ['coordination.k8s.io'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['leases'], scope: 'Namespaced' },
+      ],
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } },
       sideEffects: 'None',
       admissionReviewVersions: ['v1'],
@@ -136,7 +140,7 @@ async function ledger(): Promise<{ allocated: Json[]; keyed: Map<string, Json> }
  * stopped. etcd resumes `resumeAfterMs` after the keyed call was sent.
  */
 async function stalledPair(key: string, resumeAfterMs: number) {
-  gate.shut = true;
+  gate.hold = (name) => name.startsWith('gs-');
   const from = gate.seen.length;
   const t0 = performance.now();
   const keyed = call(client.allocate({ namespace: NS }, { idempotencyKey: key, deadline: 10_000 }));
@@ -215,6 +219,25 @@ describe('a GameServer write stalled past the write timeout (real API server, et
     assert.deepEqual(gw.logs.filter((x) => x.outcome === 'INTERNAL'), [], 'no INTERNAL in the audit log');
   });
 
+  test('recording the result in the key\'s Lease stalls: the caller still gets its GameServer at once; a repeat returns it', async () => {
+    const before = await ledger();
+    gate.hold = (name) => name.startsWith('gw-idem-');
+    const from = gate.seen.length;
+    const t0 = performance.now();
+    // a deadline shorter than writeTimeoutMs: the answer must not wait for the Lease write
+    const r = await call(client.allocate({ namespace: NS }, { idempotencyKey: 'record-stalled', deadline: WRITE_TIMEOUT_MS - 300 }));
+    const answeredMs = performance.now() - t0;
+    await until('the result write reaches the webhook', () => gate.seen.slice(from).some((n) => n.startsWith('gw-idem-')), 5_000, 20);
+    gate.open();
+    console.log(`result write held: ${JSON.stringify(r)} after ${answeredMs.toFixed(0)} ms`);
+    assert.ok('ok' in r, `the allocation was made: ${JSON.stringify(r)}`);
+    const again = await call(client.allocate({ namespace: NS }, { idempotencyKey: 'record-stalled', deadline: 5_000 }));
+    assert.deepEqual(again, r, 'a repeat returns the same GameServer');
+    const l = await ledger();
+    const mine = [...l.keyed.entries()].filter(([hash]) => !before.keyed.has(hash)).map(([, g]) => g.metadata.name as string);
+    assert.deepEqual(mine, [r.ok]);
+  });
+
   test('the idempotency Lease claim stalls: NOT_READY within the write timeout; after etcd resumes the key is served once, at once', async (t) => {
     const before = await ledger();
     cp.pauseEtcd();
@@ -258,11 +281,15 @@ describe('idempotency Lease writes count against the API server write budget (cl
       const r = await call(c.allocate({ namespace: ns }, { idempotencyKey: `budget-${i}`, deadline: 20_000 }));
       assert.ok('ok' in r, JSON.stringify(r));
     }
+    // the results are recorded after the answers: done when every Lease carries one
+    await until('every result recorded', async () => {
+      const leases = await cp.request('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`);
+      const items = leases.body.items as Json[];
+      return items.length === 4 && items.every((x) => x.metadata.annotations?.['allocator-gateway.dev/result'] !== undefined);
+    }, 20_000, 50);
     const elapsedMs = performance.now() - t0;
     console.log(`4 keyed allocations (12 writes) at qps 2, burst 1: ${elapsedMs.toFixed(0)} ms`);
     // 12 writes, the first from the burst, then one every 500 ms: at least 5.5 s (GameServer writes alone: 1.5 s)
     assert.ok(elapsedMs >= 5_000, `Lease writes were not rate-limited: ${elapsedMs.toFixed(0)} ms`);
-    const leases = await cp.request('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`);
-    assert.equal(leases.body.items.length, 4);
   });
 });

@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { AllocatorError, type AllocatorClient } from '../../src/client/index.ts';
 import { startControlPlane, type ControlPlane, type Json } from '../cluster/control-plane.ts';
 import { devCerts } from '../helpers/certs.ts';
@@ -127,6 +127,17 @@ after(async () => {
   await cp?.stop();
 });
 
+/** Resolves once every thread of `pid` is stopped (SIGSTOP takes effect per thread). */
+async function stopped(pid: number): Promise<void> {
+  await until('etcd stopped', () => readdirSync(`/proc/${pid}/task`).every((t) => {
+    try {
+      return /^\d+ \(.*\) [Tt] /.test(readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8'));
+    } catch {
+      return true; // the thread is gone
+    }
+  }), 2_000, 1);
+}
+
 /** Allocated GameServers of NS, and those carrying an idempotency key, from the API server. */
 async function ledger(): Promise<{ allocated: Json[]; keyed: Map<string, Json> }> {
   const items = (await cp.listGameServers(NS)).items as Json[];
@@ -146,6 +157,7 @@ async function stalledPair(key: string, resumeAfterMs: number) {
   const keyed = call(client.allocate({ namespace: NS }, { idempotencyKey: key, deadline: 10_000 }));
   const target = await until('the keyed write reaches the webhook', () => gate.seen.slice(from).find((n) => n.startsWith('gs-')), 5_000, 5);
   cp.pauseEtcd();
+  await stopped(cp.etcd.pid);
   let resumedAt = Infinity;
   const resume = (async () => {
     await new Promise((r) => setTimeout(r, Math.max(0, resumeAfterMs - (performance.now() - t0))));

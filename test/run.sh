@@ -28,6 +28,11 @@ elif [ $rc -ne 0 ]; then
   exit $rc
 fi
 
+# Chromium (status page), promtool (alert rules) and helm (the chart), once per machine; the
+# suites that need one skip loudly where it could not be had.
+step "operations tools"
+bash test/deploy/tools.sh >/dev/null || echo "!! some operations tools could not be installed: their checks will be SKIPPED (see above)"
+
 step "tests"
 # Each file runs in its own process; two at a time keeps 2 cores busy without starving servers.
 node --test --test-concurrency=2 --test-timeout=600000 ${TEST_FILES:-'test/**/*.test.ts'}

@@ -5,12 +5,13 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import type { AllocateHandler } from './allocate-handler.ts';
 import { createCallContext, MAX_TIMER_MS } from './call-context.ts';
-import { packageDefinition } from '../protocol/proto.ts';
-import { decodeRequest } from '../protocol/request-decoder.ts';
+import { packageDefinition, protoRoot } from '../protocol/proto.ts';
+import { boundedDecoder, decodeRequest } from '../protocol/request-decoder.ts';
 import { reflectionDefinition } from '../protocol/reflection.ts';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { toServiceError, toWireError } from './status.ts';
 import { AllocationError } from '../allocation/errors.ts';
+import { CLUSTER_ANNOTATION } from '../allocation/reserved-annotations.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
@@ -58,7 +59,6 @@ export interface ExtraService {
 
 /** Response trailer naming the policy's clusterName that served an allocation. */
 export const CLUSTER_TRAILER = 'x-allocator-cluster';
-const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
 
 const SERVICE = 'allocation.AllocationService';
 /** Marks a request whose bytes could not be decoded (the error rides along). */
@@ -90,6 +90,32 @@ function peerOf(call: grpc.ServerUnaryCall<unknown, unknown>): Peer {
   return peer;
 }
 
+/**
+ * The service with each listed method's deserializer replaced by a bounded decoder that never
+ * throws (grpc-js answers INTERNAL when one does): a decode error rides along to the handler.
+ */
+function withSafeDecoding(service: grpc.ServiceDefinition, decoders: Record<string, (bytes: Buffer) => unknown>): grpc.ServiceDefinition {
+  const safe: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...service };
+  for (const [method, decode] of Object.entries(decoders)) {
+    safe[method] = {
+      ...service[method]!,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return { [DECODE_ERROR]: err };
+        }
+      },
+    };
+  }
+  return safe as grpc.ServiceDefinition;
+}
+
+/** The decode error a safe deserializer attached to the request, if any. */
+function decodeErrorOf(request: unknown): unknown {
+  return (request as { [DECODE_ERROR]?: unknown } | null)?.[DECODE_ERROR];
+}
+
 export class GrpcServer {
   readonly #server: grpc.Server;
   readonly #opts: GrpcServerOptions;
@@ -108,25 +134,21 @@ export class GrpcServer {
       'grpc-node.max_session_memory': opts.maxSessionMemoryMiB ?? 16,
     });
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
-    // grpc-js answers INTERNAL when a deserializer throws: ours never does, it hands the error on.
-    const safe: grpc.ServiceDefinition = {
-      ...service,
-      Allocate: {
-        ...service.Allocate!,
-        requestDeserialize: (bytes: Buffer) => {
-          try {
-            return decodeRequest(bytes);
-          } catch (err) {
-            return { [DECODE_ERROR]: err };
-          }
-        },
-      },
-    };
-    this.#server.addService(safe, { Allocate: this.#allocate.bind(this) });
+    this.#server.addService(withSafeDecoding(service, { Allocate: decodeRequest }), { Allocate: this.#allocate.bind(this) });
     for (const extra of opts.extraServices ?? []) {
       const impl: grpc.UntypedServiceImplementation = {};
       for (const [method, handler] of Object.entries(extra.handlers)) impl[method] = this.#unary(handler);
-      this.#server.addService(extra.definition as grpc.ServiceDefinition, impl);
+      // Every method gets Allocate's bounded decoding: the generic deserializer would decode
+      // millions of empty entries (seconds of CPU, a GiB of heap) before any check.
+      const definition = extra.definition as grpc.ServiceDefinition;
+      const pkg = extra.name.slice(0, extra.name.lastIndexOf('.'));
+      const decoders = Object.fromEntries(
+        Object.entries(definition).map(([method, m]) => {
+          const typeName = (m as unknown as { requestType: { type: { name: string } } }).requestType.type.name;
+          return [method, boundedDecoder(protoRoot.lookupType(`${pkg}.${typeName}`), m.requestDeserialize)];
+        }),
+      );
+      this.#server.addService(withSafeDecoding(definition, decoders), impl);
     }
     this.health.addToServer(this.#server);
     const extra = Object.fromEntries((opts.extraServices ?? []).map((e) => [e.name, e.definition])) as PackageDefinition;
@@ -150,9 +172,11 @@ export class GrpcServer {
       requestId: first('x-request-id'),
       identity: peer.identity,
       idempotencyKey: first('idempotency-key'),
+      traceparent: first('traceparent'),
+      tracestate: first('tracestate'),
     });
     call.on('cancelled', () => ctx.cancel());
-    const decodeError = (call.request as { [DECODE_ERROR]?: unknown })[DECODE_ERROR];
+    const decodeError = decodeErrorOf(call.request);
     const input = decodeError === undefined ? call.request : () => Promise.reject(decodeError);
     const outcome = peer.clientAuth
       ? await this.#opts.handler.handle(input, ctx)
@@ -179,7 +203,10 @@ export class GrpcServer {
       try {
         this.#opts.authorizer?.checkKnown(identity);
         release = this.#opts.admission?.admit(identity);
+        const decodeError = decodeErrorOf(call.request);
+        if (decodeError !== undefined) throw decodeError;
       } catch (err) {
+        release?.();
         callback(toServiceError(toWireError(err)) as grpc.ServiceError);
         return;
       }

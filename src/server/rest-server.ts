@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { AllocationError } from '../allocation/errors.ts';
+import { parseExact } from '../allocation/exact-json.ts';
 import type { WireAllocationRequest } from '../allocation/wire.ts';
 import type { AllocateHandler } from './allocate-handler.ts';
 import { createCallContext } from './call-context.ts';
@@ -76,7 +77,8 @@ export class RestServer {
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    const doc = path !== undefined ? this.#opts.documents?.[path] : undefined;
+    const docs = this.#opts.documents;
+    const doc = path !== undefined && docs !== undefined && Object.hasOwn(docs, path) ? docs[path] : undefined;
     if (doc && req.method === 'GET') {
       res.writeHead(200, { 'content-type': doc[0] });
       res.end(doc[1]);
@@ -99,6 +101,8 @@ export class RestServer {
       requestId: header('x-request-id'),
       identity: clientIdentity(cert),
       idempotencyKey: header('idempotency-key'),
+      traceparent: header('traceparent'),
+      tracestate: header('tracestate'),
     });
     if (!hasClientAuthUsage(cert)) {
       const refused = this.#opts.handler.refuse(new AllocationError('UNAUTHENTICATED', 'client certificate lacks the clientAuth extended key usage'), ctx);
@@ -115,7 +119,7 @@ export class RestServer {
       }
       try {
         // An empty body is an empty request, as in agones-allocator.
-        const json: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+        const json: unknown = body.length === 0 ? {} : parseExact(body.toString('utf8'));
         return decodeRequest(jsonToBinary(json, RequestType));
       } catch (err) {
         if (err instanceof AllocationError) throw err;

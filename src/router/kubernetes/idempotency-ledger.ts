@@ -4,6 +4,7 @@
 // writes take tokens from the same write budget as GameServer writes: keys must not let a
 // caller push the API server past the configured rate.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { parseExact, stringifyExact } from '../../allocation/exact-json.ts';
 import type { Allocation } from '../../allocation/types.ts';
 import { KubeHttp } from '../../cluster/kubernetes/kube-http.ts';
 import { loadKubeConfig } from '../../cluster/kubernetes/kubernetes-store.ts';
@@ -13,6 +14,7 @@ import type { Claim, IdempotencyLedger } from '../idempotency.ts';
 const LABEL = 'allocator-gateway.dev/idempotency';
 const UNTIL = 'allocator-gateway.dev/until';
 const RESULT = 'allocator-gateway.dev/result';
+const REQUEST = 'allocator-gateway.dev/request';
 
 interface LeaseObject {
   apiVersion: 'coordination.k8s.io/v1';
@@ -69,13 +71,13 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
     return await this.#http.request(method, path, { body, timeoutMs: this.#timeoutMs, ...(signal ? { signal } : {}) });
   }
 
-  async claim(namespace: string, hash: string, holdMs: number, signal: AbortSignal): Promise<Claim> {
+  async claim(namespace: string, hash: string, holdMs: number, signal: AbortSignal, fingerprint: string): Promise<Claim> {
     this.#namespaces.add(namespace);
     const name = leaseName(hash);
     const fresh: LeaseObject = {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name, namespace, labels: { [LABEL]: 'v1', 'app.kubernetes.io/managed-by': 'allocator-gateway' }, annotations: { [UNTIL]: String(Date.now() + holdMs) } },
+      metadata: { name, namespace, labels: { [LABEL]: 'v1', 'app.kubernetes.io/managed-by': 'allocator-gateway' }, annotations: { [UNTIL]: String(Date.now() + holdMs), [REQUEST]: fingerprint } },
       spec: { holderIdentity: this.#opts.holder, leaseDurationSeconds: Math.max(1, Math.ceil(holdMs / 1000)) },
     };
     const id = `${namespace}/${hash}`;
@@ -96,8 +98,10 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
       // whose answer was lost (requests for one key share one route per replica). Take it back.
       const orphan = lease.spec.holderIdentity === this.#opts.holder && !this.#won.has(id);
       if (until >= Date.now()) {
-        if (result !== undefined) return { kind: 'done', allocation: JSON.parse(result) as Allocation };
-        if (!orphan) return { kind: 'pending', holder: lease.spec.holderIdentity ?? 'unknown' };
+        const recorded = lease.metadata.annotations?.[REQUEST] ?? '';
+        if (result !== undefined) return { kind: 'done', allocation: parseExact(result) as Allocation, fingerprint: recorded };
+        // an orphan made for another request is still that request's: the caller hears so
+        if (!orphan || recorded !== fingerprint) return { kind: 'pending', holder: lease.spec.holderIdentity ?? 'unknown', fingerprint: recorded };
       }
       // Expired (a crashed holder, or a result past retention) or orphaned: take it over, if nobody else does first.
       const next: LeaseObject = { ...fresh, metadata: { ...fresh.metadata, resourceVersion: lease.metadata.resourceVersion! } };
@@ -108,7 +112,7 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
       }
       if (put.status !== 409 && put.status !== 404) throw this.#fail(`update Lease ${namespace}/${name}`, put.status, put.body);
     }
-    return { kind: 'pending', holder: 'unknown' };
+    return { kind: 'pending', holder: 'unknown', fingerprint: '' };
   }
 
   async complete(namespace: string, hash: string, allocation: Allocation): Promise<void> {
@@ -116,7 +120,7 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
     const lease = this.#won.get(id);
     this.#won.delete(id);
     if (!lease) return;
-    lease.metadata.annotations = { ...lease.metadata.annotations, [UNTIL]: String(Date.now() + this.#opts.retentionMs), [RESULT]: JSON.stringify(allocation) };
+    lease.metadata.annotations = { ...lease.metadata.annotations, [UNTIL]: String(Date.now() + this.#opts.retentionMs), [RESULT]: stringifyExact(allocation) };
     // Not tied to the caller: the result must be recorded even if the caller has gone.
     const r = await this.#write('PUT', leasePath(namespace, lease.metadata.name), lease);
     if (r.status !== 200) throw this.#fail(`record result in Lease ${namespace}/${lease.metadata.name}`, r.status, r.body);

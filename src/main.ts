@@ -214,13 +214,17 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
   const router: Router = policyRouter;
   const decode = { playerAllocationFilter: config.allocation.playerAllocationFilter };
   const adm = config.admission;
+  const MiB = 1024 * 1024;
   const admission = new Admission({
     maxInFlight: adm.maxInFlight,
+    perClientShare: adm.perClientShare,
     perClientRps: adm.perClientRps,
     ...(adm.perClientBurst !== undefined ? { perClientBurst: adm.perClientBurst } : {}),
     maxTrackedClients: adm.maxTrackedClients,
   });
-  const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs };
+  const socketLimits = { maxConnections: adm.maxConnections, handshakeTimeoutMs: adm.handshakeTimeoutMs, maxHandshakes: adm.maxHandshakes, maxHandshakesPerPeer: adm.maxHandshakesPerPeer,
+    maxConnectionsPerClient: adm.perClientShare < 1 ? Math.max(1, Math.floor(adm.maxConnections * adm.perClientShare)) : Infinity,
+  };
   const handler = new AllocateHandler({
     router,
     decode,
@@ -240,9 +244,17 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     maxReceiveMessageBytes: adm.maxMessageBytes,
     maxConcurrentStreams: adm.maxConcurrentStreams,
     maxSessionMemoryMiB: adm.maxSessionMemoryMiB,
+    maxConnectionAgeMs: adm.maxConnectionAgeMs,
+    maxConnectionAgeGraceMs: adm.maxConnectionAgeGraceMs,
     admission,
     authorizer,
     socketLimits,
+    receiveLimits: {
+      perConnectionBytes: adm.maxSessionMemoryMiB * MiB,
+      totalBytes: adm.maxPendingRequestMiB * MiB,
+      perClientBytes: Math.max(adm.maxMessageBytes, Math.floor(adm.maxPendingRequestMiB * MiB * adm.perClientShare)),
+      timeoutMs: adm.bodyTimeoutMs,
+    },
     extraServices: [
       {
         name: GATEWAY_SERVICE,
@@ -267,6 +279,9 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     handler,
     defaultDeadlineMs: config.allocation.defaultDeadlineMs,
     maxBodyBytes: adm.maxMessageBytes,
+    bodyTimeoutMs: adm.bodyTimeoutMs,
+    maxConnectionAgeMs: adm.maxConnectionAgeMs,
+    maxConnectionAgeGraceMs: adm.maxConnectionAgeGraceMs,
     socketLimits,
     documents: { '/openapi.yaml': ['application/yaml', readFileSync(new URL('../proto/allocation/openapi.yaml', import.meta.url))] },
   });

@@ -117,6 +117,8 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** Allocate calls served at once across both doors; beyond it UNAVAILABLE, reason OVERLOADED (0 = no bound). */
       maxInFlight: z.coerce.number().int().min(0).default(1024),
+      /** Fraction of maxInFlight (beyond it UNAVAILABLE, reason RATE_LIMITED), maxPendingRequestMiB and maxConnections one client identity may hold (1 = no per-identity bounds). */
+      perClientShare: z.coerce.number().gt(0).max(1).default(0.25),
       /** Sustained Allocate calls per second per client identity; beyond it UNAVAILABLE, reason RATE_LIMITED (0 = off). */
       perClientRps: z.coerce.number().min(0).default(0),
       /** Burst above perClientRps (default: perClientRps). */
@@ -125,12 +127,27 @@ export const ConfigSchema = z.strictObject({
       maxTrackedClients: z.coerce.number().int().min(1).default(10_000),
       /** gRPC: concurrent streams per HTTP/2 connection. */
       maxConcurrentStreams: z.coerce.number().int().min(1).default(128),
-      /** gRPC: HTTP/2 session memory per connection (MiB) before new streams are refused. */
+      /** gRPC: HTTP/2 session memory per connection (MiB) before new streams are refused; also the unfinished request bytes one connection may hold. */
       maxSessionMemoryMiB: z.coerce.number().int().min(1).default(16),
+      /** gRPC: unfinished request bytes (MiB) across all connections; one client identity may hold perClientShare of it. */
+      maxPendingRequestMiB: z.coerce.number().int().min(1).default(128),
       /** Open connections per door (gRPC, REST) at once, handshaking ones included; more are closed at accept. */
       maxConnections: z.coerce.number().int().min(1).default(1024),
       /** A connection that has not completed its TLS handshake by then is closed (Node's default: 120 s). */
       handshakeTimeoutMs: Ms.min(100).default(10_000),
+      /** Connections per door still in their TLS handshake; more are closed at accept (keeps room for established ones). */
+      maxHandshakes: z.coerce.number().int().min(1).default(256),
+      /** Of those, from one peer address (IPv4 address, IPv6 /64): one address cannot hold a door's handshake slots. */
+      maxHandshakesPerPeer: z.coerce.number().int().min(1).default(32),
+      /** REST body / gRPC request message must arrive in full within this long of the headers (and before the call's deadline). */
+      bodyTimeoutMs: Ms.min(100).default(10_000),
+      /**
+       * Both doors: connections older than this are closed (gRPC: GOAWAY, ±10 % jitter; REST: once idle), as are
+       * those whose client certificate expires or whose CA leaves tls.clientCaDir: no connection outlives its trust.
+       */
+      maxConnectionAgeMs: Ms.min(1_000).default(30 * 60_000),
+      /** Calls in flight on a connection past its age get this long to finish before it is cut. */
+      maxConnectionAgeGraceMs: Ms.default(30_000),
       /** gRPC and REST: largest request message / body, bytes. */
       maxMessageBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     })

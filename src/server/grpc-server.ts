@@ -1,5 +1,6 @@
 // The gRPC door: AllocationService over mTLS, plus grpc.health.v1 and server reflection.
 import * as grpc from '@grpc/grpc-js';
+import type { TLSSocket } from 'node:tls';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
@@ -15,7 +16,9 @@ import { CLUSTER_ANNOTATION } from '../allocation/reserved-annotations.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
-import { applySocketLimits, grpcJsServers, type SocketLimits } from './socket-limits.ts';
+import { applySocketLimits, DEFAULT_SOCKET_LIMITS, grpcJsServers, type SocketLimits } from './socket-limits.ts';
+import { applyReceiveLimits, type ReceiveLimits } from './receive-limits.ts';
+import { enforceClientTrust } from './client-trust.ts';
 
 /** Matches agones-allocator's listener: clients may ping at most once a minute. */
 export const KEEPALIVE = {
@@ -38,11 +41,17 @@ export interface GrpcServerOptions {
   readonly maxConcurrentStreams?: number;
   /** HTTP/2 session memory (MiB) per connection before new streams are refused. */
   readonly maxSessionMemoryMiB?: number;
+  /** Connections older than this get GOAWAY (grpc-js adds ±10 % jitter), as do those whose client certificate expires or whose CA is removed; default 30 min. */
+  readonly maxConnectionAgeMs?: number;
+  /** Calls in flight after that GOAWAY get this long before the connection is cut; default 30 s. */
+  readonly maxConnectionAgeGraceMs?: number;
   /** Applied to the extra services too (Allocate gets it through the handler). */
   readonly admission?: Admission;
   readonly authorizer?: Authorizer;
   /** Connection count and TLS handshake time limits. */
   readonly socketLimits?: SocketLimits;
+  /** Bounds on request bytes received but not yet complete, and on how long receiving may take. */
+  readonly receiveLimits?: ReceiveLimits;
   /** Extra unary services on the same port and TLS (e.g. gateway.v1.GatewayService). */
   readonly extraServices?: readonly ExtraService[];
 }
@@ -121,6 +130,7 @@ export class GrpcServer {
   readonly #opts: GrpcServerOptions;
   readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
   #port = 0;
+  #stopTrust: () => void = () => {};
 
   constructor(opts: GrpcServerOptions) {
     this.#opts = opts;
@@ -132,6 +142,9 @@ export class GrpcServer {
       // A caller cannot open unbounded streams or buffer unbounded frames on one connection.
       'grpc.max_concurrent_streams': opts.maxConcurrentStreams ?? 128,
       'grpc-node.max_session_memory': opts.maxSessionMemoryMiB ?? 16,
+      // Connections authenticated by a since-removed CA or a since-expired certificate do not live on.
+      'grpc.max_connection_age_ms': opts.maxConnectionAgeMs ?? 30 * 60_000,
+      'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs ?? 30_000,
     });
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
     this.#server.addService(withSafeDecoding(service, { Allocate: decodeRequest }), { Allocate: this.#allocate.bind(this) });
@@ -232,7 +245,12 @@ export class GrpcServer {
         err ? reject(err) : resolve(port),
       );
     });
-    for (const server of grpcJsServers(this.#server)) applySocketLimits(server, this.#opts.socketLimits ?? { maxConnections: 1024, handshakeTimeoutMs: 10_000 });
+    const servers = grpcJsServers(this.#server);
+    const identityOf = (socket: TLSSocket): string => clientIdentity(socket.getPeerCertificate()) ?? '(anonymous)';
+    for (const server of servers) applySocketLimits(server, this.#opts.socketLimits ?? DEFAULT_SOCKET_LIMITS, identityOf);
+    const session = (this.#opts.maxSessionMemoryMiB ?? 16) * 1024 * 1024;
+    applyReceiveLimits(servers, this.#opts.receiveLimits ?? { perConnectionBytes: session, perClientBytes: 32 * 1024 * 1024, totalBytes: 128 * 1024 * 1024, timeoutMs: 10_000 }, identityOf);
+    this.#stopTrust = enforceClientTrust(servers, this.#opts.tls, this.#opts.maxConnectionAgeGraceMs ?? 30_000);
     // Until the certificates reach the listener it drops every connection.
     await this.#opts.tls.delivered();
     return this.#port;
@@ -250,6 +268,7 @@ export class GrpcServer {
 
   /** Stops accepting; waits for in-flight calls up to graceMs, then cancels the rest. */
   async close(graceMs: number): Promise<void> {
+    this.#stopTrust();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#server.forceShutdown();

@@ -146,3 +146,16 @@ describe('item 5: Packed counts GameServers per node in every namespace (agones 
     assert.deepEqual(await narrow.allocate({ namespace: NS, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'packed2' } }] }), { ok: 'pk2-a' });
   });
 });
+
+describe('item 3: annotation keys the gateway now accepts are accepted by the API server too (apimachinery ValidateAnnotations)', { skip: skipReason }, () => {
+  test('upper case, KELVIN SIGN and DOTTED CAPITAL I annotation keys are written; a label key with an upper-case prefix is refused before any write', async () => {
+    await createRaw('annotated', '"counters":{}');
+    const annotations = { 'Example.com/matchId': 'm-1', '\u212Aey': 'k', '\u0130d': 'i' };
+    const ok = await gw.allocate({ namespace: NS, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'annotated' } }], metadata: { annotations } });
+    assert.deepEqual(ok, { ok: 'annotated' });
+    const stored = await cp.getGameServer(NS, 'annotated');
+    for (const [k, v] of Object.entries(annotations)) assert.equal(stored.metadata.annotations[k], v);
+    const refused = await gw.allocate({ namespace: NS, metadata: { labels: { 'Example.com/matchId': 'm-1' } } });
+    assert.ok('code' in refused && refused.code === 'INVALID_ARGUMENT', JSON.stringify(refused));
+  });
+});

@@ -69,7 +69,8 @@ export async function flood(owner: Owner, certs: TestCerts, o: { total: number; 
   // A capped heap: were memory to grow with the flood, the gateway would die of it.
   const gw = await startGatewayProcess(owner, {
     certs, name: 'flood', fleet: simpleFleet('f', o.pool), env: { NODE_OPTIONS: `--max-old-space-size=${HEAP_CAP_MIB}` },
-    config: { log: { level: 'info' }, admission: { maxInFlight: 16 } },
+    // One identity floods: the per-identity share is lifted so the global bound is what sheds.
+    config: { log: { level: 'info' }, admission: { maxInFlight: 16, perClientShare: 1 } },
   });
   const rss0 = rssMiB(gw.pid);
   // Two equal floods: memory must plateau (the second may not grow it much), not scale with the flood.
@@ -126,16 +127,19 @@ export async function slowClients(owner: Owner, certs: TestCerts, o: { durationM
   const t0 = Date.now();
   for (let i = 0; i < o.sockets; i++) {
     for (const port of [gw.grpcPort, gw.restPort]) {
-      const s = connect(port, '127.0.0.1');
+      // From another address than the real callers (ghz): handshakes are capped per peer address.
+      const s = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
       s.on('error', () => {});
       silentClosed.push(new Promise((resolve) => s.once('close', () => resolve(Date.now() - t0))));
       held.push(s);
       faults++;
     }
   }
+  // Connections of the slow clients come from another address than the real callers' (ghz).
+  const fromAttacker = { localAddress: '127.0.0.3' } as tls.ConnectionOptions;
   // 2. Slowloris on REST: TLS done, headers trickled one byte at a time, never finished.
   for (let i = 0; i < Math.min(64, o.sockets); i++) {
-    const s = tls.connect({ host: '127.0.0.1', port: gw.restPort, ca, cert, key, servername: 'localhost' }, () => s.write('POST /gameserverallocation HTTP/1.1\r\nHost: x\r\n'));
+    const s = tls.connect({ host: '127.0.0.1', port: gw.restPort, ca, cert, key, servername: 'localhost', ...fromAttacker }, () => s.write('POST /gameserverallocation HTTP/1.1\r\nHost: x\r\n'));
     s.on('error', () => {});
     const drip = setInterval(() => (s.writable ? s.write('X') : clearInterval(drip)), 1_000);
     s.on('close', () => clearInterval(drip));
@@ -144,7 +148,7 @@ export async function slowClients(owner: Owner, certs: TestCerts, o: { durationM
   }
   // 3. HTTP/2 connections that open streams and never send a message (idle streams pile up).
   for (let i = 0; i < 8; i++) {
-    const session = http2.connect(`https://127.0.0.1:${gw.grpcPort}`, { ca, cert, key, servername: 'localhost' });
+    const session = http2.connect(`https://127.0.0.1:${gw.grpcPort}`, { ca, cert, key, servername: 'localhost', ...fromAttacker });
     session.on('error', () => {});
     for (let j = 0; j < 200; j++) {
       const st = session.request({ ':method': 'POST', ':path': '/allocation.AllocationService/Allocate', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });

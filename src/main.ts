@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from './config/load.ts';
 import type { ClusterStore } from './cluster/store.ts';
 import { MemoryStore } from './cluster/memory/memory-store.ts';
 import { FleetFileError, loadFleetFile } from './cluster/memory/fleet-file.ts';
+import { TokenBucket } from './cluster/kubernetes/token-bucket.ts';
 import { Engine } from './engine/engine.ts';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { hostname } from 'node:os';
@@ -57,12 +58,15 @@ async function buildPolicySource(config: Readonly<Config>, logger: Logger): Prom
   return new EmptyPolicySource();
 }
 
-async function buildLedger(config: Readonly<Config>, logger: Logger): Promise<IdempotencyLedger> {
+async function buildLedger(config: Readonly<Config>, logger: Logger, writeLimiter: TokenBucket): Promise<IdempotencyLedger> {
   const holder = `${hostname()}/${process.pid}`;
   const retentionMs = config.multiCluster.idempotencyRetentionMs;
   if (config.cluster.kind !== 'kubernetes') return new MemoryIdempotencyLedger({ retentionMs, holder });
   const { KubernetesIdempotencyLedger } = await import('./router/kubernetes/idempotency-ledger.ts');
-  return new KubernetesIdempotencyLedger({ kubeConfig: config.cluster.kubeconfig ?? 'in-cluster', retentionMs, holder, logger: logger.child({ component: 'idempotency' }) });
+  return new KubernetesIdempotencyLedger({
+    kubeConfig: config.cluster.kubeconfig ?? 'in-cluster', retentionMs, holder, writeLimiter,
+    requestTimeoutMs: config.allocation.writeTimeoutMs, logger: logger.child({ component: 'idempotency' }),
+  });
 }
 
 /** A capacity advertisement as the status page shows it: totals per namespace only. */
@@ -91,12 +95,12 @@ export interface StartOptions {
   readonly store?: ClusterStore;
 }
 
-async function buildStore(config: Readonly<Config>, logger: Logger, metrics: Metrics): Promise<ClusterStore> {
+async function buildStore(config: Readonly<Config>, logger: Logger, metrics: Metrics, writeLimiter: TokenBucket): Promise<ClusterStore> {
   const c = config.cluster;
   if (c.kind === 'memory') return new MemoryStore(await loadFleetFile(c.fleetFile));
   // Loaded on demand: @kubernetes/client-node is heavy and the embedded cluster never needs it.
   const { KubernetesStore } = await import('./cluster/kubernetes/kubernetes-store.ts');
-  return new KubernetesStore({ kubeConfig: c.kubeconfig ?? 'in-cluster', writeTimeoutMs: config.allocation.writeTimeoutMs, namespaces: c.namespaces, qps: c.qps, burst: c.burst, logger,
+  return new KubernetesStore({ kubeConfig: c.kubeconfig ?? 'in-cluster', writeTimeoutMs: config.allocation.writeTimeoutMs, namespaces: c.namespaces, writeLimiter, logger,
     onLostAnswer: (settled) => metrics.lostAnswerWrites.inc({ settled }),
   });
 }
@@ -133,12 +137,13 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
       logger.info('server certificates reloaded');
     },
   });
-  const store = opts.store ?? (await buildStore(config, logger, metrics));
+  // One API server write budget (cluster.qps/burst) for GameServer and idempotency Lease writes.
+  const writeLimiter = config.cluster.kind === 'kubernetes' ? new TokenBucket(config.cluster.qps, config.cluster.burst) : new TokenBucket(0, 1);
+  const store = opts.store ?? (await buildStore(config, logger, metrics, writeLimiter));
   const events = await buildEventRecorder(config, logger, metrics);
   const engine = new Engine(store, {
     playerAllocationFilter: config.allocation.playerAllocationFilter,
     maxWriteAttempts: config.allocation.maxWriteAttempts,
-    writeTimeoutMs: config.allocation.writeTimeoutMs,
     indexedAnnotations: [IDEMPOTENCY_ANNOTATION],
     logger: logger.child({ component: 'engine' }),
     onAllocated: (written: GameServer, req: AllocationRequest, writeAttempts: number) => {
@@ -166,7 +171,7 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
   const statusBoard = new StatusBoard();
   const mc = config.multiCluster;
   const policySource = await buildPolicySource(config, logger);
-  const ledger = await buildLedger(config, logger);
+  const ledger = await buildLedger(config, logger, writeLimiter);
   const remoteLog = logger.child({ component: 'remote' });
   const remote = new RemoteClient({
     attemptTimeoutMs: mc.attemptTimeoutMs,
@@ -203,6 +208,8 @@ export async function startGateway(config: Readonly<Config>, opts: StartOptions 
     metrics,
     statusBoard,
     capacityWaitMs: mc.capacityWaitMs,
+    // a write started just before the deadline ends within twice writeTimeoutMs (answer, then settling)
+    claimGraceMs: 2 * config.allocation.writeTimeoutMs + 1_000,
   });
   const router: Router = policyRouter;
   const decode = { playerAllocationFilter: config.allocation.playerAllocationFilter };

@@ -51,8 +51,10 @@ export interface ClusterStore {
   /**
    * Writes `next` only if the stored resourceVersion still equals `next.resourceVersion`.
    * Resolves with the stored object (new resourceVersion); rejects with StoreConflict,
-   * StoreNotFound, the signal's reason when aborted, or an AllocationError NOT_READY when the
-   * backing service cannot take the write (metadata.ambiguous 'true' when it may have applied it).
+   * StoreNotFound, the signal's reason when aborted before the write was sent (nothing
+   * written), or an AllocationError NOT_READY when the backing service cannot take the write
+   * (metadata.ambiguous 'true' when it may have applied it). Once sent, a write is not given
+   * up for the signal: the store bounds it itself and learns its outcome, or reports it ambiguous.
    */
   update(next: GameServer, signal: AbortSignal): Promise<GameServer>;
   /**

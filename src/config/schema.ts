@@ -104,8 +104,8 @@ export const ConfigSchema = z.strictObject({
       playerAllocationFilter: Bool.default(false),
       /** Optimistic writes tried per request before CONTENTION. */
       maxWriteAttempts: z.coerce.number().int().min(1).max(100).default(8),
-      /** Bound on one GameServer write. */
-      writeTimeoutMs: Ms.default(5_000),
+      /** Bound on one GameServer write (its answer, then as long again settling it); 0 would mean none. */
+      writeTimeoutMs: Ms.min(1).default(5_000),
       /** Deadline applied when the caller sets none. */
       defaultDeadlineMs: Ms.min(1).default(30_000),
       /** HTTP status for "no GameServer" (agones-allocator's HTTP_UNALLOCATED_STATUS_CODE); gRPC follows: 429 → RESOURCE_EXHAUSTED, 503 → UNAVAILABLE. */

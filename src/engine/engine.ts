@@ -21,8 +21,6 @@ export interface EngineOptions {
   readonly playerAllocationFilter: boolean;
   /** Writes tried per request before giving up with CONTENTION. */
   readonly maxWriteAttempts: number;
-  /** A started write is allowed this long even when the caller has gone, so it is never left half-known. */
-  readonly writeTimeoutMs: number;
   /** Annotation keys the index can look up by value (the idempotency key). */
   readonly indexedAnnotations: readonly string[];
   readonly logger: EngineLogger;
@@ -212,8 +210,10 @@ export class Engine {
       this.#inFlight.add(key);
       try {
         const next = applyAllocation(gs, req, this.#now(), ctx.annotations);
-        // The write is not tied to the caller's signal: once sent it must finish so its outcome is known.
-        const written = await inSpan('GameServer write', { 'allocator_gateway.game_server': key }, () => this.#write(next), 'client');
+        // The store honours the caller's signal only until the write is sent: once sent it
+        // finishes (or is settled, or reported ambiguous) so that its outcome is known. The
+        // store owns the write timeout; the engine sets no timer of its own.
+        const written = await inSpan('GameServer write', { 'allocator_gateway.game_server': key }, () => this.#store.update(next, ctx.signal), 'client');
         if (ctx.signal.aborted) {
           await this.#release(gs, written);
           throw abortError(ctx.signal);
@@ -231,6 +231,8 @@ export class Engine {
           rejected = err;
           continue;
         }
+        // the caller gave up before the write was sent: nothing was written
+        if (ctx.signal.aborted && err === ctx.signal.reason) throw abortError(ctx.signal);
         throw err;
       } finally {
         this.#inFlight.delete(key);
@@ -240,21 +242,10 @@ export class Engine {
     throw new AllocationError('CONTENTION', 'too many concurrent allocations competed for the same GameServers; retry');
   }
 
-  /** One store write bounded by writeTimeoutMs (a cleared timer: AbortSignal.timeout would fire later for every write). */
-  async #write(gs: GameServer): Promise<GameServer> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new DOMException('write timed out', 'TimeoutError')), this.#opts.writeTimeoutMs);
-    try {
-      return await this.#store.update(gs, controller.signal);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   /** Undoes an allocation nobody will receive (the caller gave up while it was being written). */
   async #release(before: GameServer, written: GameServer): Promise<void> {
     try {
-      await this.#write({ ...before, resourceVersion: written.resourceVersion });
+      await this.#store.update({ ...before, resourceVersion: written.resourceVersion }, new AbortController().signal);
       this.#opts.logger.warn({ gameServer: gameServerKey(before) }, 'caller gave up during the allocation write; GameServer released');
     } catch (err) {
       this.#opts.logger.warn({ gameServer: gameServerKey(before), err }, 'could not release a GameServer whose caller gave up');

@@ -34,6 +34,12 @@ export interface PolicyRouterOptions {
   /** Poll interval while another replica serves the same idempotency key. */
   readonly idempotencyPollMs?: number;
   /**
+   * How long a route may still be writing after the caller's deadline (a started GameServer
+   * write runs to a known outcome or is reported ambiguous); a key's claim is held this much
+   * longer, so no other replica takes it over while that write may still land. Default 5 s.
+   */
+  readonly claimGraceMs?: number;
+  /**
    * Whether the caller may act in a target's namespace (a policy may send requests to another
    * namespace than the request's). Absent = any.
    */
@@ -107,17 +113,21 @@ export class PolicyRouter implements Router {
 
   async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string, fingerprint: string): Promise<Allocation> {
     const { engine, ledger, logger } = this.#o;
-    // Fast path: a GameServer of this cluster already carries the key.
-    const local = engine.index.findByAnnotation(IDEMPOTENCY_ANNOTATION, req.namespace, hash);
-    if (local && local.state === 'Allocated') {
-      sameRequest(local.annotations[IDEMPOTENCY_REQUEST_ANNOTATION], fingerprint);
-      return allocationOf(local, 'local');
-    }
+    // A GameServer of this cluster already carries the key (also one whose write was reported
+    // ambiguous and has landed since: checked on every poll, as the watch may deliver it any time).
+    const carried = (): Allocation | undefined => {
+      const gs = engine.index.findByAnnotation(IDEMPOTENCY_ANNOTATION, req.namespace, hash);
+      if (gs?.state !== 'Allocated') return undefined;
+      sameRequest(gs.annotations[IDEMPOTENCY_REQUEST_ANNOTATION], fingerprint);
+      return allocationOf(gs, 'local');
+    };
     for (;;) {
+      const local = carried();
+      if (local) return local;
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       let claim;
       try {
-        claim = await inSpan('idempotency claim', { 'allocator_gateway.namespace': req.namespace }, () => ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal, fingerprint));
+        claim = await inSpan('idempotency claim', { 'allocator_gateway.namespace': req.namespace }, () => ledger.claim(req.namespace, hash, budget.remainingMs() + (this.#o.claimGraceMs ?? 5_000), ctx.signal, fingerprint));
       } catch (err) {
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'idempotency ledger unavailable');
@@ -136,16 +146,20 @@ export class PolicyRouter implements Router {
       }
       await new Promise((r) => setTimeout(r, this.#o.idempotencyPollMs ?? 50));
     }
+    // The claim's outcome is recorded without holding the caller's answer: a stalled Lease write
+    // must not turn a made allocation into DEADLINE_EXCEEDED. Meanwhile a repeat finds a local
+    // GameServer by its annotation, or takes this replica's Lease back (see the ledger).
     try {
-      const allocation = await this.#route(req, ctx, budget, hash, fingerprint);
-      await ledger.complete(req.namespace, hash, allocation).catch((err: unknown) =>
+      const allocation = carried() ?? (await this.#route(req, ctx, budget, hash, fingerprint));
+      void ledger.complete(req.namespace, hash, allocation).catch((err: unknown) =>
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'could not record the idempotency result; a repeat on another replica may wait for the claim to lapse'),
       );
       return allocation;
     } catch (err) {
-      // Ambiguous failures keep the claim: a retry must not allocate again before the holder's time is up.
-      if (!(err instanceof AllocationError && err.metadata.ambiguous === 'true')) {
-        await ledger.release(req.namespace, hash).catch(() => {});
+      // Only a failure known to have allocated nothing gives the claim up. An ambiguous one (or an
+      // unclassified one) keeps it: a retry must not allocate again before the holder's time is up.
+      if (err instanceof AllocationError && err.metadata.ambiguous !== 'true') {
+        void ledger.release(req.namespace, hash).catch(() => {});
       }
       throw err;
     }
@@ -228,9 +242,9 @@ export class PolicyRouter implements Router {
       } catch (err) {
         if (!(err instanceof AllocationError)) throw err;
         if (err.reason === 'DEADLINE_EXCEEDED' || err.reason === 'CANCELLED') return { stop: withAttempts(err, attempts) };
-        // A local write whose outcome is unknown may have allocated: without a key, trying another
-        // cluster could allocate twice for one request.
-        if (err.metadata.ambiguous === 'true' && hash === null) {
+        // A local write whose outcome is unknown may have allocated: trying another cluster could
+        // allocate twice for one request, key or not (the key deduplicates only in this cluster).
+        if (err.metadata.ambiguous === 'true') {
           report('local', 'ambiguous', err.reason, err.message);
           return { stop: withAttempts(err, attempts) };
         }

@@ -181,7 +181,7 @@ async function cacheProbe(kubeconfig: string, namespace: string): Promise<void> 
     return process.memoryUsage();
   };
   const store = new KubernetesStore({ kubeConfig: kubeconfig, namespaces: [namespace] });
-  const engine = new Engine(store, { playerAllocationFilter: false, maxWriteAttempts: 8, writeTimeoutMs: 5_000, indexedAnnotations: [IDEMPOTENCY_ANNOTATION], logger: quiet });
+  const engine = new Engine(store, { playerAllocationFilter: false, maxWriteAttempts: 8, indexedAnnotations: [IDEMPOTENCY_ANNOTATION], logger: quiet });
   const before = await full();
   const t0 = performance.now();
   await engine.start();

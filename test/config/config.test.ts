@@ -31,13 +31,14 @@ test('file paths resolve against the file; env overrides the file; flags overrid
 });
 
 test('every bad key is listed by path in one error', () => {
-  const path = file('tls: { certFile: s.crt, keyFile: s.key, clientCaDir: ca }\ngrpc: { port: 70000 }\nallocation: { maxWriteAttempts: 0, bogus: 1 }\ncluster: { kind: kubernetes, namespaces: [] }\n');
+  const path = file('tls: { certFile: s.crt, keyFile: s.key, clientCaDir: ca }\ngrpc: { port: 70000 }\nallocation: { maxWriteAttempts: 0, writeTimeoutMs: 0, bogus: 1 }\ncluster: { kind: kubernetes, namespaces: [] }\n');
   assert.throws(
     () => loadConfig(['--config', path], {}),
     (e: Error) => {
       assert.ok(e instanceof ConfigError);
       assert.match(e.message, /grpc\.port: /);
       assert.match(e.message, /allocation\.maxWriteAttempts: /);
+      assert.match(e.message, /allocation\.writeTimeoutMs: /, 'a write timeout of 0 would leave writes unbounded');
       assert.match(e.message, /allocation: .*bogus/);
       assert.match(e.message, /cluster\.namespaces: /);
       return true;

@@ -1,7 +1,8 @@
 // KubernetesStore against a scripted API server (plain HTTP on loopback) for what a real one
 // does only by accident: a conflict with a newer stored copy the watch has not delivered yet,
 // an outage, a 5xx, a write applied whose answer is lost (the API server crashed after etcd
-// committed it). No allocation may be lost: the store reads the object back to find out.
+// committed it), a write that stalls. No allocation may be lost: the store reads the object
+// back, and sends the same write again (same precondition: only one can apply) to find out.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -24,11 +25,16 @@ type PutScript =
   | { kind: 'answer'; status: number } // answer with a Status, apply nothing
   | { kind: 'apply-then-drop' } // store the object, then cut the connection before answering
   | { kind: 'drop' } // cut the connection, apply nothing
-  | { kind: 'other-writer-then-drop' }; // someone else's change lands, ours does not; no answer
+  | { kind: 'other-writer-then-drop' } // someone else's change lands, ours does not; no answer
+  | { kind: 'apply' } // as a real API server: applies it if the resourceVersion matches (else 409) and answers
+  | { kind: 'hang' }; // never answers, applies nothing
 
 interface FakeApi {
   readonly objects: Map<string, Obj>;
   put: PutScript;
+  /** What the PUTs after the next one do (default: the same as `put`). */
+  then?: PutScript;
+  puts: number;
   /** Status for GETs of one object (200 = serve it). */
   getStatus: number;
   gets: number;
@@ -73,7 +79,18 @@ async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
       req.on('end', () => {
         const body = JSON.parse(Buffer.concat(chunks).toString()) as Obj;
         const p = api.put;
+        api.puts++;
+        if (api.then) api.put = api.then;
         if (p.kind === 'answer') return void status(res, p.status, `scripted ${p.status}`);
+        if (p.kind === 'hang') return;
+        if (p.kind === 'apply') {
+          const cur = objects.get(body.metadata.name);
+          if (!cur) return void status(res, 404, 'not found');
+          if (cur.metadata.resourceVersion !== body.metadata.resourceVersion) return void status(res, 409, 'the object has been modified');
+          const stored = { ...body, metadata: { ...body.metadata, resourceVersion: String(++rv) } };
+          objects.set(body.metadata.name, stored);
+          return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(stored));
+        }
         if (p.kind === 'apply-then-drop') objects.set(body.metadata.name, { ...body, metadata: { ...body.metadata, resourceVersion: String(++rv) } });
         if (p.kind === 'other-writer-then-drop') {
           const cur = objects.get(body.metadata.name)!;
@@ -88,6 +105,7 @@ async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
   const api: FakeApi = {
     objects,
     put: { kind: 'answer', status: 409 },
+    puts: 0,
     getStatus: 200,
     gets: 0,
     port: 0,
@@ -123,8 +141,8 @@ function recorder(): StoreListener & { calls: string[] } {
   return { calls, upsert: (gs) => void calls.push(`upsert ${gs.name} ${gs.resourceVersion} ${gs.state}`), remove: (_ns, name) => void calls.push(`remove ${name}`) };
 }
 
-async function started(t: TestContext, api: FakeApi): Promise<{ store: KubernetesStore; l: ReturnType<typeof recorder> }> {
-  const store = new KubernetesStore({ kubeConfig: kubeConfig(api.port), namespaces: [NS], minBackoffMs: 20, maxBackoffMs: 50 });
+async function started(t: TestContext, api: FakeApi, writeTimeoutMs = 10_000): Promise<{ store: KubernetesStore; l: ReturnType<typeof recorder> }> {
+  const store = new KubernetesStore({ kubeConfig: kubeConfig(api.port), namespaces: [NS], minBackoffMs: 20, maxBackoffMs: 50, writeTimeoutMs });
   t.after(() => store.close());
   const l = recorder();
   store.subscribe(l);
@@ -179,18 +197,44 @@ test('an overloaded or starting API server (429, 503) is NOT_READY (UNAVAILABLE)
   assert.ok(!(forbidden instanceof AllocationError) && (forbidden as { status?: number }).status === 403, 'a deployment problem: INTERNAL for the caller, logged');
 });
 
-test('500/504 or a dropped connection: the object is read back; not applied → NOT_READY, not ambiguous', async (t) => {
+test('500/504 or a dropped connection, object unchanged: the same write is sent again and applies once', async (t) => {
   const api = await fakeApi(t, [object('x', '5')]);
   const { store } = await started(t, api);
-  const x = store.get(NS, 'x') as GameServer;
   for (const put of [{ kind: 'answer', status: 500 }, { kind: 'answer', status: 504 }, { kind: 'drop' }] as const) {
-    const gets = api.gets;
+    const x = store.get(NS, 'x') as GameServer;
+    const [gets, puts] = [api.gets, api.puts];
     api.put = put;
-    const err = await store.update(allocate(x), never()).catch((e: unknown) => e);
-    assert.ok(err instanceof AllocationError, `${JSON.stringify(put)}: ${String(err)}`);
-    assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'false'], JSON.stringify(put));
+    api.then = { kind: 'apply' };
+    const written = await store.update(allocate(x), never());
+    assert.equal(written.state, 'Allocated', JSON.stringify(put));
+    assert.equal(written.resourceVersion, api.objects.get('x')!.metadata.resourceVersion);
     assert.ok(api.gets > gets, 'read back');
+    assert.equal(api.puts - puts, 2, 'sent once more, with the same precondition');
   }
+});
+
+test('an unchanged read-back is not proof the write will never land: it is fenced by the same write, never reported "not applied"', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')]);
+  const { store } = await started(t, api, 400);
+  const x = store.get(NS, 'x') as GameServer;
+  api.put = { kind: 'answer', status: 500 }; // every PUT fails: the first may still be applied later
+  const err = await store.update(allocate(x), never()).catch((e: unknown) => e);
+  assert.ok(err instanceof AllocationError, String(err));
+  assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'true']);
+  assert.ok(api.puts >= 2);
+});
+
+test('a write that gets no answer within writeTimeoutMs is settled: the same write applies once', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')]);
+  const { store } = await started(t, api, 300);
+  const x = store.get(NS, 'x') as GameServer;
+  api.put = { kind: 'hang' };
+  api.then = { kind: 'apply' };
+  const t0 = performance.now();
+  const written = await store.update(allocate(x), never());
+  assert.equal(written.state, 'Allocated');
+  assert.equal(api.puts, 2);
+  assert.ok(performance.now() - t0 >= 280, 'waited for the answer first');
 });
 
 test('a write applied whose answer was lost is a success (nothing allocated without a caller)', async (t) => {
@@ -224,18 +268,21 @@ test('deleted meanwhile: StoreNotFound', async (t) => {
   await assert.rejects(store.update(allocate(x), never()), StoreNotFound);
 });
 
-test('the API server stays away past the write timeout: NOT_READY, ambiguous', async (t) => {
+test('the API server stays away past the write timeout: NOT_READY, ambiguous, bounded by writeTimeoutMs and not by the caller', async (t) => {
   const api = await fakeApi(t, [object('x', '5')]);
-  const { store } = await started(t, api);
+  const { store } = await started(t, api, 400);
   const x = store.get(NS, 'x') as GameServer;
-  api.put = { kind: 'drop' };
+  api.put = { kind: 'hang' };
   api.getStatus = 503;
   const t0 = performance.now();
-  const err = await store.update(allocate(x), AbortSignal.timeout(400)).catch((e: unknown) => e);
+  // the caller's signal ends at once: a sent write is still settled
+  const err = await store.update(allocate(x), AbortSignal.timeout(50)).catch((e: unknown) => e);
+  const elapsed = performance.now() - t0;
   assert.ok(err instanceof AllocationError, String(err));
   assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'true']);
+  assert.match(err.message, /no answer within 400 ms\); it may still be applied/);
   assert.ok(api.gets >= 2, `kept asking (${api.gets} reads)`);
-  assert.ok(performance.now() - t0 < 1_500, 'gave up with the write timeout');
+  assert.ok(elapsed >= 750 && elapsed < 2_000, `the answer's 400 ms, then 400 ms of settling (${elapsed.toFixed(0)} ms)`);
 });
 
 test('a refused connection is NOT_READY and not ambiguous (the write never left)', async (t) => {

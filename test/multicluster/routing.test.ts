@@ -333,21 +333,33 @@ class UnknownOutcomeStore extends MemoryStore {
 }
 
 describe('a local write with an unknown outcome', () => {
-  test('without an idempotency key the route stops there: another cluster could allocate a second time', async (t) => {
+  const unknownOutcomeGateway = (t: TestContext): Promise<TestGateway> => {
     const dir = policyDir(t, certs, [policy('local', { priority: 1 }), policy('cluster-b', { priority: 2, endpoints: [b.address] })]);
-    const a = await startGateway(t, {
+    return startGateway(t, {
       certs,
       store: new UnknownOutcomeStore(parseFleetFile(simpleFleet('a', 3))),
       config: { multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir } },
     });
+  };
+  test('without an idempotency key the route stops there: another cluster could allocate a second time', async (t) => {
+    const a = await unknownOutcomeGateway(t);
     const before = served(b);
     const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
     assert.equal(err.codeName, 'UNAVAILABLE');
     assert.equal(err.reason, 'NOT_READY');
     assert.deepEqual(attemptsOf(err).map((x) => `${x.target}:${x.outcome}`), ['local:ambiguous']);
     assert.equal(served(b), before, 'the remote must not be called');
-    // With a key a repeat is safe, so the route may go on to the next cluster.
-    const r = await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'unknown-outcome-1' });
-    assert.equal(r.source, b.address);
+  });
+
+  test('with an idempotency key too: the key deduplicates only in this cluster, so the route stops and the claim is kept', async (t) => {
+    const a = await unknownOutcomeGateway(t);
+    const before = served(b);
+    const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'unknown-outcome-1' }));
+    assert.deepEqual([err.codeName, err.reason, err.errorInfo?.metadata['ambiguous']], ['UNAVAILABLE', 'NOT_READY', 'true']);
+    assert.deepEqual(attemptsOf(err).map((x) => `${x.target}:${x.outcome}`), ['local:ambiguous']);
+    // A repeat must not allocate while the first write may still land: the claim is held.
+    const again = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 1_000, idempotencyKey: 'unknown-outcome-1' }));
+    assert.equal(again.reason, 'IDEMPOTENCY_CONFLICT');
+    assert.equal(served(b), before, 'the remote must not be called');
   });
 });

@@ -113,7 +113,8 @@ export class KubeHttp {
         });
         res.on('error', (err) => reject(this.#transportError(err, method, url, opts.signal)));
       });
-      req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`no response within ${opts.timeoutMs ?? 30_000} ms`)));
+      // code ETIMEDOUT: the request was sent and no answer came, so a write's outcome is unknown
+      req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error(`no response within ${opts.timeoutMs ?? 30_000} ms`), { code: 'ETIMEDOUT' })));
       req.on('error', (err) => reject(this.#transportError(err, method, url, opts.signal)));
       req.end(payload);
     });

@@ -29,12 +29,17 @@ export interface KubernetesStoreOptions {
   readonly qps?: number;
   /** Writes allowed at once above the rate; default 2 × qps. */
   readonly burst?: number;
+  /** A write budget shared with other API server writers (then qps and burst are ignored). */
+  readonly writeLimiter?: TokenBucket;
   /** Items per page of the initial list; default 500. */
   readonly listPageSize?: number;
   /** Backoff between list/watch retries: first delay (default 250 ms) and cap (default 10 s). */
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
-  /** Timeout of one update() request; default 10 s. */
+  /**
+   * The one bound on a GameServer write, default 10 s: how long a sent write waits for its
+   * answer, then how long an unanswered write is read back before it is reported as ambiguous.
+   */
   readonly writeTimeoutMs?: number;
   /**
    * Count Ready/Allocated GameServers per node over every namespace (a cluster-wide list+watch), as
@@ -42,7 +47,7 @@ export interface KubernetesStoreOptions {
    */
   readonly clusterNodeCounts?: boolean;
   /** Told how each write whose answer was lost was settled (metrics). */
-  readonly onLostAnswer?: (settled: 'applied' | 'not-applied' | 'changed' | 'unknown') => void;
+  readonly onLostAnswer?: (settled: 'applied' | 'changed' | 'unknown') => void;
 }
 
 /** One cached GameServer: the domain view and the stored object to write back from. */
@@ -93,7 +98,7 @@ export class KubernetesStore implements ClusterStore {
     this.#log = opts.logger ?? silentLogger;
     this.#http = new KubeHttp(this.#kubeConfig);
     const qps = opts.qps ?? 200;
-    this.#limiter = new TokenBucket(qps, opts.burst ?? Math.max(1, Math.ceil(qps * 2)));
+    this.#limiter = opts.writeLimiter ?? new TokenBucket(qps, opts.burst ?? Math.max(1, Math.ceil(qps * 2)));
     for (const ns of this.#namespaces) this.#byNamespace.set(ns, new Set());
   }
 
@@ -188,6 +193,8 @@ export class KubernetesStore implements ClusterStore {
   }
 
   async update(next: GameServer, signal: AbortSignal): Promise<GameServer> {
+    // `signal` (the caller) is honoured until the write is sent; after that the write runs to a
+    // known outcome or to writeTimeoutMs, so an allocation is never left Allocated unknowingly.
     signal.throwIfAborted();
     const key = gameServerKey(next);
     const entry = this.#entries.get(key);
@@ -199,15 +206,17 @@ export class KubernetesStore implements ClusterStore {
     await this.#limiter.take(signal);
     const body = toGameServerObject(next, this.#packer.unpack(entry.stored, entry.gs));
     const path = `/apis/agones.dev/v1/namespaces/${encodeURIComponent(next.namespace)}/gameservers/${encodeURIComponent(next.name)}`;
+    const timeoutMs = this.#writeTimeoutMs;
     let res;
     try {
-      res = await this.#http.request('PUT', path, { body, signal, timeoutMs: this.#opts.writeTimeoutMs ?? 10_000 });
+      res = await this.#http.request('PUT', path, { body, signal: this.#closing.signal, timeoutMs });
     } catch (err) {
-      if (!(err instanceof KubernetesApiError)) throw err; // the signal's reason
+      if (!(err instanceof KubernetesApiError)) throw err;
+      const code = (err.cause as { code?: unknown } | undefined)?.code;
       // a refused connection never carried the write; anything later may have
-      const refused = (err.cause as { code?: unknown } | undefined)?.code === 'ECONNREFUSED';
-      if (refused) throw this.#unavailable(key, 'unreachable', false, err);
-      return await this.#settle(next, entry, path, signal, this.#unavailable(key, 'unreachable', true, err));
+      if (code === 'ECONNREFUSED') throw this.#unavailable(key, 'unreachable', false, err);
+      const what = code === 'ETIMEDOUT' ? `no answer within ${timeoutMs} ms` : err.reason === 'Closed' ? 'the gateway is shutting down' : 'connection lost';
+      return await this.#settle(next, entry, path, body, what, err);
     }
     switch (res.status) {
       case 200:
@@ -225,7 +234,7 @@ export class KubernetesStore implements ClusterStore {
         const err = new KubernetesApiError(res.status, s.reason, `update GameServer ${key}: ${s.message}`);
         // overloaded, starting or failing API server: callers should retry, it is not a gateway bug
         if (res.status === 429 || res.status === 503) throw this.#unavailable(key, `HTTP ${res.status}`, false, err);
-        if (res.status >= 500) return await this.#settle(next, entry, path, signal, this.#unavailable(key, `HTTP ${res.status}`, true, err));
+        if (res.status >= 500) return await this.#settle(next, entry, path, body, `HTTP ${res.status}`, err);
         // any other 4xx: refused outright (invalid object, webhook, RBAC), so certainly not applied
         if (res.status >= 400) throw new StoreRejected(res.status, `update GameServer ${key}: HTTP ${res.status} ${s.reason}: ${s.message}`, { cause: err });
         throw err;
@@ -233,55 +242,61 @@ export class KubernetesStore implements ClusterStore {
     }
   }
 
+  get #writeTimeoutMs(): number {
+    return this.#opts.writeTimeoutMs ?? 10_000;
+  }
+
   /**
-   * After a write whose answer was lost (connection dropped, API server crashed, 500/504), reads
-   * the object back until the API server answers or `signal` ends, to learn whether the write
-   * was applied: unchanged resourceVersion = not applied; still carrying everything the write
-   * set (state, labels, annotations) = applied, a success; anything else = another writer.
-   * Without this, an applied allocation whose reply was lost would be Allocated with no caller.
+   * Settles a write whose answer was lost (connection dropped or stalled, API server crashed,
+   * 500/504) within writeTimeoutMs. A read-back that still shows the old resourceVersion does
+   * not prove the write will never apply (it may wait in an admission webhook or on etcd), so
+   * the same write is sent again with the same precondition: only one of the two can apply.
+   * Applied (ours, or carrying everything ours set) = a success; changed by another writer =
+   * StoreConflict; still unknown at the end = NOT_READY with ambiguous 'true', never the raw
+   * transport error. Without this an applied allocation whose reply was lost, or one that
+   * lands later, would be Allocated with no caller told.
    */
-  async #settle(next: GameServer, entry: Entry, path: string, signal: AbortSignal, failure: AllocationError): Promise<GameServer> {
+  async #settle(next: GameServer, entry: Entry, path: string, body: GameServerObject, what: string, cause: KubernetesApiError): Promise<GameServer> {
     const key = gameServerKey(next);
-    for (let delay = 50; !signal.aborted && !this.#closed; delay = Math.min(delay * 2, 500)) {
-      let res;
-      try {
-        res = await this.#http.request('GET', path, { signal, timeoutMs: 2_000 });
-      } catch {
-        res = undefined; // still unreachable (or aborted: the loop ends)
-      }
-      if (res?.status === 200) {
-        const obj = res.body as GameServerObject;
-        if ((obj.metadata?.resourceVersion ?? '') === next.resourceVersion) {
-          this.#log.debug({ gameServer: key }, 'GameServer write whose answer was lost was not applied');
-          this.#opts.onLostAnswer?.('not-applied');
-          throw new AllocationError('NOT_READY', failure.message, { cause: failure.cause, metadata: { ambiguous: 'false' } });
+    const bound = new AbortController();
+    const timer = setTimeout(() => bound.abort(), this.#writeTimeoutMs);
+    const signal = AbortSignal.any([bound.signal, this.#closing.signal]);
+    try {
+      for (let delay = 50; !signal.aborted; delay = Math.min(delay * 2, 500)) {
+        const res = await this.#http.request('GET', path, { signal, timeoutMs: 2_000 }).catch(() => undefined);
+        if (res?.status === 404) throw new StoreNotFound(`GameServer ${key} not found`);
+        if (res?.status === 200) {
+          const obj = res.body as GameServerObject;
+          if ((obj.metadata?.resourceVersion ?? '') !== next.resourceVersion) {
+            if (carries(obj, next)) {
+              this.#log.info({ gameServer: key }, 'GameServer write whose answer was lost was applied; counted as written');
+              this.#opts.onLostAnswer?.('applied');
+              return this.#applyWrite(obj);
+            }
+            this.#hideStale(key, entry);
+            this.#opts.onLostAnswer?.('changed');
+            throw new StoreConflict(`GameServer ${key} was changed by another writer while its write was unanswered`);
+          }
+          const again = await this.#http.request('PUT', path, { body, signal, timeoutMs: 2_000 }).catch(() => undefined);
+          if (again?.status === 200 || again?.status === 201) {
+            this.#log.info({ gameServer: key }, 'GameServer write whose answer was lost was sent again and applied');
+            this.#opts.onLostAnswer?.('applied');
+            return this.#applyWrite(again.body as GameServerObject);
+          }
+          if (again?.status === 404) throw new StoreNotFound(`GameServer ${key} not found`);
+          // 409: one of the two applied, or another writer: the next read tells
         }
-        if (carries(obj, next)) {
-          this.#log.info({ gameServer: key }, 'GameServer write whose answer was lost was applied; counted as written');
-          this.#opts.onLostAnswer?.('applied');
-          return this.#applyWrite(obj);
-        }
-        this.#hideStale(key, entry);
-        this.#opts.onLostAnswer?.('changed');
-        throw new StoreConflict(`GameServer ${key} was changed by another writer while the API server was unavailable`);
+        await sleep(delay, signal);
       }
-      if (res?.status === 404) throw new StoreNotFound(`GameServer ${key} not found`);
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          resolve();
-        };
-        const timer = setTimeout(done, delay);
-        signal.addEventListener('abort', done, { once: true });
-      });
+    } finally {
+      clearTimeout(timer);
     }
     this.#log.warn(
       { gameServer: key, resourceVersion: next.resourceVersion },
       'could not learn whether a GameServer write whose answer was lost was applied: it may be Allocated with no caller',
     );
     this.#opts.onLostAnswer?.('unknown');
-    throw failure;
+    throw this.#unavailable(key, what, true, cause);
   }
 
   /** The API server could not take a write: UNAVAILABLE for the caller (NOT_READY), warned at most once a second. */
@@ -291,7 +306,10 @@ export class KubernetesStore implements ClusterStore {
       this.#lastUnavailableLogMs = now;
       this.#log.warn({ gameServer: key, err: describe(cause), ambiguous }, 'GameServer write failed: the API server is unavailable');
     }
-    return new AllocationError('NOT_READY', `the Kubernetes API server did not take the allocation write (${what}); retry`, {
+    const message = ambiguous
+      ? `the Kubernetes API server did not confirm the allocation write (${what}); it may still be applied: retry with the same idempotency key to get its result`
+      : `the Kubernetes API server did not take the allocation write (${what}); retry`;
+    return new AllocationError('NOT_READY', message, {
       cause,
       // the write may have been applied even though no answer came back
       metadata: { ambiguous: String(ambiguous) },
@@ -301,7 +319,7 @@ export class KubernetesStore implements ClusterStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#closing.abort();
+    this.#closing.abort(new KubernetesApiError(0, 'Closed', 'the GameServer store was closed'));
     await Promise.all(this.#reflectors.map((r) => r.stop()));
     this.#http.close();
     this.#listeners.clear();
@@ -456,6 +474,19 @@ export class KubernetesStore implements ClusterStore {
       this.#log.error({ err: describe(err) }, 'GameServer store listener threw');
     }
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** True when the stored object has the state, labels and annotations `gs` would have written. */

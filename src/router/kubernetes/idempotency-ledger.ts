@@ -1,11 +1,14 @@
 // The idempotency ledger in Kubernetes: one coordination.k8s.io/v1 Lease per (namespace, key
 // hash), created to claim the key (creation is atomic: exactly one replica wins), then
-// updated with the allocation it produced. Expired records are swept periodically.
+// updated with the allocation it produced. Expired records are swept periodically. Lease
+// writes take tokens from the same write budget as GameServer writes: keys must not let a
+// caller push the API server past the configured rate.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { parseExact, stringifyExact } from '../../allocation/exact-json.ts';
 import type { Allocation } from '../../allocation/types.ts';
 import { KubeHttp } from '../../cluster/kubernetes/kube-http.ts';
 import { loadKubeConfig } from '../../cluster/kubernetes/kubernetes-store.ts';
+import { TokenBucket } from '../../cluster/kubernetes/token-bucket.ts';
 import type { Claim, IdempotencyLedger } from '../idempotency.ts';
 
 const LABEL = 'allocator-gateway.dev/idempotency';
@@ -28,6 +31,10 @@ export interface KubernetesIdempotencyLedgerOptions {
   readonly holder: string;
   /** How often expired records are deleted; default 10 min. */
   readonly sweepMs?: number;
+  /** The API server write budget shared with the GameServer store; default unlimited. */
+  readonly writeLimiter?: TokenBucket;
+  /** Bound on one Lease request (no answer by then: its outcome is unknown); default 10 s. */
+  readonly requestTimeoutMs?: number;
   readonly logger: { warn(o: object, m: string): void };
 }
 
@@ -38,6 +45,9 @@ const leaseName = (hash: string) => `gw-idem-${hash}`;
 export class KubernetesIdempotencyLedger implements IdempotencyLedger {
   readonly #http: KubeHttp;
   readonly #opts: KubernetesIdempotencyLedgerOptions;
+  readonly #limiter: TokenBucket;
+  readonly #timeoutMs: number;
+  /** Claims this replica holds: routing, or kept after an ambiguous failure until they lapse. */
   readonly #won = new Map<string, LeaseObject>();
   readonly #namespaces = new Set<string>();
   readonly #timer: NodeJS.Timeout;
@@ -45,12 +55,20 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
   constructor(opts: KubernetesIdempotencyLedgerOptions) {
     this.#opts = opts;
     this.#http = new KubeHttp(loadKubeConfig(opts.kubeConfig));
+    this.#limiter = opts.writeLimiter ?? new TokenBucket(0, 1);
+    this.#timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.#timer = setInterval(() => void this.sweep().catch(() => {}), opts.sweepMs ?? 600_000);
     this.#timer.unref();
   }
 
   #fail(what: string, status: number, body: unknown): Error {
     return new Error(`${what}: HTTP ${status}: ${(body as { message?: string } | undefined)?.message ?? ''}`);
+  }
+
+  /** One Lease write, after its token from the shared write budget. */
+  async #write(method: 'POST' | 'PUT' | 'DELETE', path: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
+    await this.#limiter.take(signal);
+    return await this.#http.request(method, path, { body, timeoutMs: this.#timeoutMs, ...(signal ? { signal } : {}) });
   }
 
   async claim(namespace: string, hash: string, holdMs: number, signal: AbortSignal, fingerprint: string): Promise<Claim> {
@@ -62,29 +80,34 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
       metadata: { name, namespace, labels: { [LABEL]: 'v1', 'app.kubernetes.io/managed-by': 'allocator-gateway' }, annotations: { [UNTIL]: String(Date.now() + holdMs), [REQUEST]: fingerprint } },
       spec: { holderIdentity: this.#opts.holder, leaseDurationSeconds: Math.max(1, Math.ceil(holdMs / 1000)) },
     };
+    const id = `${namespace}/${hash}`;
     for (let i = 0; i < 3; i++) {
-      const created = await this.#http.request('POST', leasePath(namespace), { body: fresh, signal, timeoutMs: 10_000 });
+      const created = await this.#write('POST', leasePath(namespace), fresh, signal);
       if (created.status === 201) {
-        this.#won.set(`${namespace}/${hash}`, created.body as LeaseObject);
+        this.#won.set(id, created.body as LeaseObject);
         return { kind: 'won' };
       }
       if (created.status !== 409) throw this.#fail(`create Lease ${namespace}/${name}`, created.status, created.body);
-      const got = await this.#http.request('GET', leasePath(namespace, name), { signal, timeoutMs: 10_000 });
+      const got = await this.#http.request('GET', leasePath(namespace, name), { signal, timeoutMs: this.#timeoutMs });
       if (got.status === 404) continue; // released meanwhile: claim again
       if (got.status !== 200) throw this.#fail(`get Lease ${namespace}/${name}`, got.status, got.body);
       const lease = got.body as LeaseObject;
       const until = Number(lease.metadata.annotations?.[UNTIL] ?? 0);
       const result = lease.metadata.annotations?.[RESULT];
+      // Ours but not held by any request here: a claim, completion or release of this replica
+      // whose answer was lost (requests for one key share one route per replica). Take it back.
+      const orphan = lease.spec.holderIdentity === this.#opts.holder && !this.#won.has(id);
       if (until >= Date.now()) {
         const recorded = lease.metadata.annotations?.[REQUEST] ?? '';
         if (result !== undefined) return { kind: 'done', allocation: parseExact(result) as Allocation, fingerprint: recorded };
-        return { kind: 'pending', holder: lease.spec.holderIdentity ?? 'unknown', fingerprint: recorded };
+        // an orphan made for another request is still that request's: the caller hears so
+        if (!orphan || recorded !== fingerprint) return { kind: 'pending', holder: lease.spec.holderIdentity ?? 'unknown', fingerprint: recorded };
       }
-      // Expired (a crashed holder, or a result past retention): take it over, if nobody else does first.
+      // Expired (a crashed holder, or a result past retention) or orphaned: take it over, if nobody else does first.
       const next: LeaseObject = { ...fresh, metadata: { ...fresh.metadata, resourceVersion: lease.metadata.resourceVersion! } };
-      const put = await this.#http.request('PUT', leasePath(namespace, name), { body: next, signal, timeoutMs: 10_000 });
+      const put = await this.#write('PUT', leasePath(namespace, name), next, signal);
       if (put.status === 200) {
-        this.#won.set(`${namespace}/${hash}`, put.body as LeaseObject);
+        this.#won.set(id, put.body as LeaseObject);
         return { kind: 'won' };
       }
       if (put.status !== 409 && put.status !== 404) throw this.#fail(`update Lease ${namespace}/${name}`, put.status, put.body);
@@ -99,7 +122,7 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
     if (!lease) return;
     lease.metadata.annotations = { ...lease.metadata.annotations, [UNTIL]: String(Date.now() + this.#opts.retentionMs), [RESULT]: stringifyExact(allocation) };
     // Not tied to the caller: the result must be recorded even if the caller has gone.
-    const r = await this.#http.request('PUT', leasePath(namespace, lease.metadata.name), { body: lease, timeoutMs: 10_000 });
+    const r = await this.#write('PUT', leasePath(namespace, lease.metadata.name), lease);
     if (r.status !== 200) throw this.#fail(`record result in Lease ${namespace}/${lease.metadata.name}`, r.status, r.body);
   }
 
@@ -108,9 +131,8 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
     const lease = this.#won.get(id);
     this.#won.delete(id);
     if (!lease) return;
-    const r = await this.#http.request('DELETE', leasePath(namespace, lease.metadata.name), {
-      body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { resourceVersion: lease.metadata.resourceVersion } },
-      timeoutMs: 10_000,
+    const r = await this.#write('DELETE', leasePath(namespace, lease.metadata.name), {
+      kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { resourceVersion: lease.metadata.resourceVersion },
     });
     if (r.status !== 200 && r.status !== 404 && r.status !== 409) throw this.#fail(`delete Lease ${namespace}/${lease.metadata.name}`, r.status, r.body);
   }
@@ -118,17 +140,19 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
   /** Deletes expired records in the namespaces this replica has used. */
   async sweep(): Promise<number> {
     let deleted = 0;
+    const now = Date.now();
+    // claims kept after an ambiguous failure are forgotten once they lapse
+    for (const [id, lease] of this.#won) if (Number(lease.metadata.annotations?.[UNTIL] ?? 0) < now) this.#won.delete(id);
     for (const ns of this.#namespaces) {
       const r = await this.#http.request('GET', `${leasePath(ns)}?labelSelector=${encodeURIComponent(`${LABEL}=v1`)}`, { timeoutMs: 30_000 });
       if (r.status !== 200) {
         this.#opts.logger.warn({ namespace: ns, status: r.status }, 'could not list idempotency records for sweeping');
         continue;
       }
-      const now = Date.now();
       for (const lease of (r.body as { items: LeaseObject[] }).items ?? []) {
         if (Number(lease.metadata.annotations?.[UNTIL] ?? 0) >= now) continue;
-        const d = await this.#http.request('DELETE', leasePath(ns, lease.metadata.name), {
-          body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { resourceVersion: lease.metadata.resourceVersion } },
+        const d = await this.#write('DELETE', leasePath(ns, lease.metadata.name), {
+          kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { resourceVersion: lease.metadata.resourceVersion },
         });
         if (d.status === 200) deleted++;
       }

@@ -12,6 +12,11 @@ export interface EndpointLatencyOptions {
   readonly maxAgeMs?: number;
   /** Endpoints tracked at most; the least recently used is dropped; default 1,024. */
   readonly maxEndpoints?: number;
+  /**
+   * An endpoint judged too slow, with no sample newer than this, gets one attempt per this long,
+   * so its estimate can recover (a remote that was down or stalled and is back); default 5 s.
+   */
+  readonly probeIntervalMs?: number;
   readonly now?: () => number;
 }
 
@@ -26,6 +31,8 @@ export class EndpointLatency {
   readonly #window: number;
   readonly #maxAgeMs: number;
   readonly #maxEndpoints: number;
+  readonly #probeIntervalMs: number;
+  readonly #probes = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(opts: EndpointLatencyOptions = {}) {
@@ -33,6 +40,7 @@ export class EndpointLatency {
     this.#window = opts.window ?? 32;
     this.#maxAgeMs = opts.maxAgeMs ?? 60_000;
     this.#maxEndpoints = opts.maxEndpoints ?? 1_024;
+    this.#probeIntervalMs = opts.probeIntervalMs ?? 5_000;
     this.#now = opts.now ?? Date.now;
   }
 
@@ -56,6 +64,26 @@ export class EndpointLatency {
       if (oldest === undefined) break;
       this.#samples.delete(oldest);
     }
+  }
+
+  /**
+   * Whether an attempt expected to outlive the deadline may go anyway, to learn whether the
+   * endpoint is still slow: when its newest sample is older than probeIntervalMs, once per that
+   * interval. Without it an endpoint judged too slow is never called again, so its estimate could
+   * not recover until every sample aged out (a remote back from a crash stayed skipped).
+   */
+  mayProbe(key: string): boolean {
+    const now = this.#now();
+    const newest = this.#samples.get(key)?.at.at(-1) ?? -Infinity;
+    const last = this.#probes.get(key) ?? -Infinity;
+    if (now - newest < this.#probeIntervalMs || now - last < this.#probeIntervalMs) return false;
+    this.#probes.delete(key);
+    this.#probes.set(key, now);
+    if (this.#probes.size > this.#maxEndpoints) {
+      const oldest = this.#probes.keys().next().value;
+      if (oldest !== undefined) this.#probes.delete(oldest);
+    }
+    return true;
   }
 
   /** The expected latency (the quantile of recent samples), or null when nothing recent is known. */

@@ -157,7 +157,7 @@ export class RemoteClient {
       // that allocates after the caller has gone leaves a GameServer nobody was told about.
       const expected = this.#latency.expectedMs(endpoint);
       const left = opts.budget.remainingMs();
-      if (expected !== null && expected > left) {
+      if (expected !== null && expected > left && !this.#latency.mayProbe(endpoint)) {
         attempts.push({ endpoint, outcome: 'too-slow', code: '', message: `answers in about ${Math.round(expected)} ms (recent calls); ${Math.round(left)} ms of the caller's deadline were left`, latencyMs: 0, sent: false, ambiguous: false });
         continue;
       }

@@ -19,3 +19,17 @@ test('expected latency: the 90th percentile of recent samples, forgotten when ol
   assert.equal(l.expectedMs('a'), null, 'least recently used endpoint dropped');
   assert.equal(l.expectedMs('c'), 5);
 });
+
+test('an endpoint judged too slow is probed again once its newest sample is stale, once per interval', () => {
+  let now = 0;
+  const l = new EndpointLatency({ probeIntervalMs: 5_000, now: () => now });
+  l.observe('e', 2_000);
+  assert.equal(l.mayProbe('e'), false, 'a fresh estimate is trusted');
+  now = 5_001;
+  assert.equal(l.mayProbe('e'), true, 'a stale estimate gets one probe');
+  assert.equal(l.mayProbe('e'), false, 'and only one per interval');
+  now = 10_002;
+  assert.equal(l.mayProbe('e'), true);
+  l.observe('e', 30);
+  assert.equal(l.expectedMs('e'), 2_000, 'the probe answer joins the window');
+});

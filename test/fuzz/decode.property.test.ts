@@ -17,8 +17,10 @@ test('valid requests are accepted by the REST and the gRPC decode paths alike', 
   fc.assert(
     fc.property(validRequest, (req) => {
       assert.equal(judge(() => decodeText(JSON.stringify(req))), 'ok');
-      const bytes = jsonToBinary(req, RequestType);
-      const viaGrpc = decodeBytes(bytes);
+      // Both doors must yield the same request, every field of it, not just the namespace.
+      const viaRest = decodeText(JSON.stringify(req));
+      const viaGrpc = decodeBytes(jsonToBinary(req, RequestType));
+      assert.deepEqual(viaGrpc, viaRest);
       assert.equal(viaGrpc.namespace, req.namespace);
     }),
     { numRuns: RUNS },

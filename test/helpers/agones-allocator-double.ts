@@ -78,6 +78,9 @@ function problems(req: Record<string, any>): string[] {
   return out;
 }
 
+/** agones-allocator's gRPC keepalive enforcement: at most one ping a minute. */
+export const AGONES_MIN_PING_INTERVAL_MS = 60_000;
+
 /** Starts the double on 127.0.0.1 with the server certificate and client CA of `certs`. */
 export async function startAgonesAllocatorDouble(
   t: { after(fn: () => Promise<void> | void): void },
@@ -86,7 +89,7 @@ export async function startAgonesAllocatorDouble(
   const { certs } = opts;
   const calls: ReceivedCall[] = [];
   const gameServers = opts.gameServers ?? [];
-  const minPing = opts.minPingIntervalMs ?? 60_000;
+  const minPing = opts.minPingIntervalMs ?? AGONES_MIN_PING_INTERVAL_MS;
   let goaways = 0;
   const hanging = new Set<http2.Http2ServerResponse>();
   const state = { mode: opts.mode ?? ('normal' as DoubleMode) };

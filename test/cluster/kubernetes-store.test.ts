@@ -297,7 +297,8 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     const t0 = performance.now();
     await assert.rejects(store.update({ ...gs, state: 'Allocated' }, AbortSignal.timeout(300)), { name: 'TimeoutError' });
     const elapsed = performance.now() - t0;
-    assert.ok(elapsed < 2_000, `aborted promptly (${elapsed.toFixed(0)} ms)`);
+    // The signal, not the API server (its request timeout is 60 s), ended the call.
+    assert.ok(elapsed >= 295 && elapsed < 10_000, `aborted by the 300 ms signal (${elapsed.toFixed(0)} ms)`);
     plane().resumeEtcd();
     // the aborted PUT may still land once etcd resumes (the API server had it): either way the
     // cache converges, and a write from the converged version succeeds

@@ -232,10 +232,13 @@ test('the API server stays away past the write timeout: NOT_READY, ambiguous', a
   api.getStatus = 503;
   const t0 = performance.now();
   const err = await store.update(allocate(x), AbortSignal.timeout(400)).catch((e: unknown) => e);
+  const ms = performance.now() - t0;
   assert.ok(err instanceof AllocationError, String(err));
   assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'true']);
   assert.ok(api.gets >= 2, `kept asking (${api.gets} reads)`);
-  assert.ok(performance.now() - t0 < 1_500, 'gave up with the write timeout');
+  // Gave up because of the write timeout: not before it, and not after some unrelated, much
+  // longer wait (the dropped PUT alone would hang forever); the slack is for a loaded machine.
+  assert.ok(ms >= 395 && ms < 10_000, `gave up after ${ms.toFixed(0)} ms (write timeout 400 ms)`);
 });
 
 test('a refused connection is NOT_READY and not ambiguous (the write never left)', async (t) => {

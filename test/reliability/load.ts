@@ -21,6 +21,8 @@ export interface ScenarioResult {
   /** Gateway RSS growth over the run (MiB), or NaN when not measured. */
   readonly rssGrowthMiB: number;
   readonly note?: string;
+  /** Test file that printed the row (set by report()). */
+  readonly file?: string;
 }
 
 export interface GhzResult {

@@ -26,6 +26,19 @@ export const KEEPALIVE = {
   idleMs: 5 * 60_000,
 } as const;
 
+/** grpc-js options of the gateway's listener (the benchmark's no-op baseline uses the same). */
+export function listenerOptions(o: Pick<GrpcServerOptions, 'maxReceiveMessageBytes' | 'maxConcurrentStreams' | 'maxSessionMemoryMiB'>): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': o.maxReceiveMessageBytes,
+    'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
+    'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
+    'grpc.max_connection_idle_ms': KEEPALIVE.idleMs,
+    // A caller cannot open unbounded streams or buffer unbounded frames on one connection.
+    'grpc.max_concurrent_streams': o.maxConcurrentStreams ?? 128,
+    'grpc-node.max_session_memory': o.maxSessionMemoryMiB ?? 16,
+  };
+}
+
 export interface GrpcServerOptions {
   readonly host: string;
   readonly port: number;
@@ -98,15 +111,7 @@ export class GrpcServer {
 
   constructor(opts: GrpcServerOptions) {
     this.#opts = opts;
-    this.#server = new grpc.Server({
-      'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
-      'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
-      'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
-      'grpc.max_connection_idle_ms': KEEPALIVE.idleMs,
-      // A caller cannot open unbounded streams or buffer unbounded frames on one connection.
-      'grpc.max_concurrent_streams': opts.maxConcurrentStreams ?? 128,
-      'grpc-node.max_session_memory': opts.maxSessionMemoryMiB ?? 16,
-    });
+    this.#server = new grpc.Server(listenerOptions(opts));
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
     // grpc-js answers INTERNAL when a deserializer throws: ours never does, it hands the error on.
     const safe: grpc.ServiceDefinition = {

@@ -4,11 +4,11 @@
 #
 # Phases (each timed; the table is printed at the end):
 #   builds      in the background, niced, one after another: the Kubernetes control plane
-#               (test/cluster/build.sh), ghz (test/bench/tools.sh), client stubs and clients
-#               (test/clients/gen.sh, build.sh). Cached in ${TESTENV_CACHE:-~/.cache/gw-testenv}.
+#               (test/cluster/build.sh), client stubs and clients (test/clients/gen.sh, build.sh).
+#               Cached in ${TESTENV_CACHE:-~/.cache/gw-testenv}. (ghz is only for `npm run bench`.)
 #   static      typecheck and import cycles, while the builds run
 #   in-process  every suite that needs none of the builds, while they run
-#   built       the suites that need them (real API servers, ghz load, clients), once they are done
+#   built       the suites that need them (real API servers, clients), once they are done
 # Then what was skipped, by name. Under CI=true a skipped Kubernetes, reliability or client suite
 # fails the run unless ALLOW_SKIPS=1. TEST_FILES='glob' limits the suites (both groups).
 set -uo pipefail
@@ -29,7 +29,7 @@ since() { echo $(( $(date +%s) - $1 )); }
 say() { echo "== $* (+$(since "$t_start") s)"; }
 
 # --- the suites, split by what they need ---------------------------------------------------
-# A suite needs the builds when it starts the control plane, runs ghz or builds clients.
+# A suite needs the builds when it starts the control plane or builds clients.
 set -f; patterns=(${TEST_FILES:-test/**/*.test.ts}); set +f
 all_files=$(node -e 'const {globSync}=require("node:fs"); for (const p of process.argv.slice(1)) for (const f of globSync(p)) console.log(f)' "${patterns[@]}" | sort -u)
 needs_builds=$(grep -lE 'controlPlaneBinaries|skipReason|ghzPath|BUILD_SH' $all_files 2>/dev/null || true)
@@ -47,7 +47,6 @@ in_process=$(comm -23 <(echo "$all_files") <(echo "$needs_builds" | sort -u) | g
   }
   if [ -n "$needs_builds" ]; then
     b control-plane bash test/cluster/build.sh
-    b ghz bash test/bench/tools.sh
     if grep -q clients <<<"$needs_builds"; then
       b client-stubs bash test/clients/gen.sh --if-stale
       for lang in go python cpp java grpcurl; do b "client-$lang" bash test/clients/build.sh "$lang"; done

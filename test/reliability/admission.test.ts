@@ -122,8 +122,11 @@ describe('admission at both doors', () => {
     assert.ok(limited.length >= 1, `${limited.length} of 30 rate limited`);
     for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as AllocatorError).codeName, 'UNAVAILABLE');
     assert.equal((await quiet.allocate({ namespace: 'default' }, { deadline: 5_000 })).source, 'local');
-    const rest = await gw.rest({ namespace: 'default' });
-    assert.equal(rest.status, 503);
+    // The REST door shares the bucket. One call found it refilled on a loaded machine (the 30 above
+    // took 2.3 s); ten at once exceed whatever refilled meanwhile (burst 5).
+    const rests = await Promise.all(Array.from({ length: 10 }, () => gw.rest({ namespace: 'default' })));
+    const rest = rests.find((r) => r.status === 503);
+    assert.ok(rest, `no REST call rate limited: ${rests.map((r) => r.status).join(' ')}`);
     assert.equal(rest.body.details[0].reason, 'RATE_LIMITED');
     assert.match(rest.body.details[0].metadata.identity, /test-client/);
   });

@@ -56,12 +56,14 @@ export async function flood(owner: Owner, certs: TestCerts, o: { total: number; 
   const outs: CallerOutput[] = [];
   for (const prefix of ['flood1', 'flood2']) {
     const sampler = sampleRss(gw.pid, 100);
-    outs.push(await runCaller({ addresses: [gw.address], total: half, rps: 0, concurrency: 400, connections: 8, deadlineMs: 10_000, request: ALLOCATE, labelEach: 'req', keyPrefix: prefix, retryForMs: 0 }, certs));
+    outs.push(await runCaller({ addresses: [gw.address], total: half, rps: 0, concurrency: 400, connections: 8, deadlineMs: 30_000, request: ALLOCATE, labelEach: 'req', keyPrefix: prefix, retryForMs: 0 }, certs));
     peaks.push(sampler.stop().peakMiB);
   }
   const [a, b] = outs as [CallerOutput, CallerOutput];
   const out: CallerOutput = { results: [...a.results, ...b.results], startedAt: a.startedAt, endedAt: b.endedAt };
-  assert.deepEqual(unexpected(out.results, ['OK', 'UNAVAILABLE/OVERLOADED', 'RESOURCE_EXHAUSTED/NO_GAME_SERVER']), []);
+  // A caller's own deadline may pass on a starved machine (load 20 on 2 cores did it at 10 s): its
+  // outcome is unknown and the ledger forgives an allocation only for such a call.
+  assert.deepEqual(unexpected(out.results, ['OK', 'UNAVAILABLE/OVERLOADED', 'RESOURCE_EXHAUSTED/NO_GAME_SERVER', 'DEADLINE_EXCEEDED/unknown']), []);
   const shed = tally(out.results)['UNAVAILABLE/OVERLOADED'] ?? 0;
   assert.ok(shed > 0, 'the flood must be shed');
   const l = memoryLedger(before, await gw.store.snapshot(), out.results, certs);

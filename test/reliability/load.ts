@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { TestCerts } from '../helpers/certs.ts';
 import type { CallerOptions, CallerOutput, CallRecord } from './caller.ts';
+import { auditedNames } from './ledger.ts';
 
 /** One row of the reliability table. */
 export interface ScenarioResult {
@@ -87,6 +88,17 @@ export function unexpected(results: readonly CallRecord[], allowed: readonly str
 export function p99Of(results: readonly CallRecord[]): number {
   const s = results.map((r) => r.endedAt - r.startedAt).sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] ?? NaN;
+}
+
+/**
+ * Waits until a child gateway has audited `n` allocations since log line `from`: a fault goes in
+ * once the load is being served (the load process may start late on a loaded machine), not after
+ * a guess at when that happens.
+ */
+export async function untilServed(gw: { readonly name: string; readonly logs: readonly Record<string, unknown>[] }, n: number, from = 0): Promise<void> {
+  for (const end = Date.now() + 60_000; auditedNames(gw.logs.slice(from)).length < n; await sleep(50)) {
+    if (Date.now() > end) throw new Error(`${gw.name}: fewer than ${n} allocations served within 60 s`);
+  }
 }
 
 /** Calls in flight at `at` (Date.now() ms): started before, ended after. */

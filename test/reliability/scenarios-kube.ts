@@ -10,7 +10,7 @@ import { blackHole, policy, policyDir } from '../multicluster/fixtures.ts';
 import { auditCalls, identityOfCert, IDEMPOTENCY_ANNOTATION, LAST_ALLOCATED, snapshotItems, type AllocationEvent, type CallLedger, type ClusterSnapshot } from './ledger.ts';
 import type { CallerOutput } from './caller.ts';
 import { idempotencyHash } from '../../src/router/idempotency.ts';
-import { fdCount, inFlightAt, p99Of, rssMiB, runCaller, sleep, tally, unexpected, type ScenarioResult } from './load.ts';
+import { fdCount, inFlightAt, p99Of, rssMiB, runCaller, sleep, tally, unexpected, untilServed, type ScenarioResult } from './load.ts';
 import type { Owner } from './scenarios-memory.ts';
 
 /** What a fault may cost a caller: an answer lost (unknown), not ready, the caller's deadline, contention. */
@@ -77,8 +77,9 @@ export async function controlPlaneFaults(owner: Owner, certs: TestCerts, env: Ku
   const phase = async (name: string, prefix: string, inject: () => Promise<{ from: number; to: number }>): Promise<void> => {
     const before = await snapshot(env.a, ns);
     const rss0 = rssMiB(gw.pid);
+    const from = gw.logs.length;
     const load = runCaller({ addresses: [gw.address], total, rps: o.rps, concurrency: 8, deadlineMs: 3_000, request: { namespace: ns }, labelEach: 'req', keyPrefix: prefix, retryForMs: 0 }, certs);
-    await sleep(o.phaseMs / 4);
+    await untilServed(gw, Math.max(5, Math.round(total / 5)), from);
     const fault = await inject();
     const out = await load;
     assert.deepEqual(unexpected(out.results, FAULT_OUTCOMES), [], name);
@@ -137,8 +138,8 @@ export async function replicaKilled(owner: Owner, certs: TestCerts, env: KubeEnv
   const [r1, r2] = await Promise.all([kubeGateway(owner, certs, env.a, ns, 'replica-1'), kubeGateway(owner, certs, env.a, ns, 'replica-2')]);
   const before = await snapshot(env.a, ns);
   const caller = runCaller({ addresses: [r1.address, r2.address], total: o.total, rps: o.rps, deadlineMs: 2_000, request: { namespace: ns }, keyPrefix: 'kill', retryForMs: 30_000 }, certs);
-  // Kill replica 1 while its writes are in flight (held there by an etcd pause).
-  await sleep((o.total / o.rps) * 300);
+  // Kill replica 1 once it serves, while its writes are in flight (held there by an etcd pause).
+  await untilServed(r1, Math.max(5, Math.round(o.total / 10)));
   const killedAt = await withWritesInFlight(env, () => r1.kill('SIGKILL'));
   const out = await caller;
   // The kill hit: calls whose first try was on replica 1 lost their answer with it.
@@ -170,7 +171,7 @@ export async function remoteKilled(owner: Owner, certs: TestCerts, env: KubeEnv,
   const caller = runCaller({
     addresses: [front.address], total: o.total, rps: o.rps, deadlineMs: 2_000, request: { namespace: 'default', multiClusterSetting: { enabled: true } }, keyPrefix: 'remote', retryForMs: 40_000,
   }, certs);
-  await sleep((o.total / o.rps) * 300);
+  await untilServed(front, Math.max(5, Math.round(o.total / 5)));
   const port = b.grpcPort;
   const killed = b.address;
   // Forwarded calls wait on the remote's writes (etcd paused) when it dies.

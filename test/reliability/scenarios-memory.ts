@@ -10,9 +10,9 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestCerts } from '../helpers/certs.ts';
 import { simpleFleet, startGatewayProcess, type GatewayProcess, type ProbedGameServer } from '../helpers/gateway-process.ts';
-import { auditCalls, auditedNames, identityOfCert, type CallLedger } from './ledger.ts';
+import { auditCalls, identityOfCert, type CallLedger } from './ledger.ts';
 import type { CallerOutput, CallRecord } from './caller.ts';
-import { fdCount, p99Of, rssMiB, runCaller, sampleRss, sleep, tally, unexpected, type ScenarioResult } from './load.ts';
+import { fdCount, p99Of, rssMiB, runCaller, sampleRss, sleep, tally, unexpected, untilServed, type ScenarioResult } from './load.ts';
 
 export interface Owner {
   after(fn: () => Promise<void> | void): void;
@@ -221,13 +221,6 @@ export async function certRotation(owner: Owner, certs: TestCerts, o: { duration
 }
 
 const DRAIN_MS = 2_000;
-
-/** Waits until the gateway has audited `n` allocations (causality, not a guess at when load started). */
-async function untilServed(gw: GatewayProcess, n: number): Promise<void> {
-  for (const end = Date.now() + 60_000; auditedNames(gw.logs).length < n; await sleep(50)) {
-    if (Date.now() > end) throw new Error(`${gw.name}: fewer than ${n} allocations served within 60 s`);
-  }
-}
 
 /** Index of the first log line matching `match` (polls the child's log; 30 s at most). */
 async function waitForLog(gw: GatewayProcess, match: (l: Record<string, unknown>) => boolean): Promise<number> {

@@ -4,8 +4,9 @@
 #
 # Phases (each timed; the table is printed at the end):
 #   builds      in the background, niced, one after another: the Kubernetes control plane
-#               (test/cluster/build.sh), client stubs and clients (test/clients/gen.sh, build.sh).
-#               Cached in ${TESTENV_CACHE:-~/.cache/gw-testenv}. (ghz is only for `npm run bench`.)
+#               (test/cluster/build.sh), client stubs and clients (test/clients/gen.sh, build.sh), the
+#               operations tools (Chromium, promtool, helm: test/deploy/tools.sh). Cached in
+#               ${TESTENV_CACHE:-~/.cache/gw-testenv}. (ghz is only for `npm run bench`.)
 #   static      typecheck and import cycles, while the builds run
 #   in-process  every suite that needs none of the builds, while they run
 #   built       the suites that need them (real API servers, clients), once they are done
@@ -29,10 +30,10 @@ since() { echo $(( $(date +%s) - $1 )); }
 say() { echo "== $* (+$(since "$t_start") s)"; }
 
 # --- the suites, split by what they need ---------------------------------------------------
-# A suite needs the builds when it starts the control plane or builds clients.
+# A suite needs the builds when it starts the control plane, builds clients or uses an operations tool.
 set -f; patterns=(${TEST_FILES:-test/**/*.test.ts}); set +f
 all_files=$(node -e 'const {globSync}=require("node:fs"); for (const p of process.argv.slice(1)) for (const f of globSync(p)) console.log(f)' "${patterns[@]}" | sort -u)
-needs_builds=$(grep -lE 'controlPlaneBinaries|skipReason|ghzPath|BUILD_SH' $all_files 2>/dev/null || true)
+needs_builds=$(grep -lE 'controlPlaneBinaries|skipReason|ghzPath|BUILD_SH|tools\.sh' $all_files 2>/dev/null || true)
 in_process=$(comm -23 <(echo "$all_files") <(echo "$needs_builds" | sort -u) | grep . || true)
 
 # --- builds, in the background -------------------------------------------------------------
@@ -47,6 +48,8 @@ in_process=$(comm -23 <(echo "$all_files") <(echo "$needs_builds" | sort -u) | g
   }
   if [ -n "$needs_builds" ]; then
     b control-plane bash test/cluster/build.sh
+    # Chromium, promtool, helm; a suite lacking one skips loudly (named in the summary).
+    if grep -q 'tools\.sh' $needs_builds; then b operations-tools bash test/deploy/tools.sh; fi
     if grep -q clients <<<"$needs_builds"; then
       b client-stubs bash test/clients/gen.sh --if-stale
       for lang in go python cpp java grpcurl; do b "client-$lang" bash test/clients/build.sh "$lang"; done

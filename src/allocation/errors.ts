@@ -17,6 +17,8 @@ export type Reason =
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
   | 'IDEMPOTENCY_CONFLICT'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'UPDATE_REJECTED'
   | 'INTERNAL';
 
 /** Every reason, for documentation checks. */
@@ -35,6 +37,8 @@ export const REASONS: readonly Reason[] = [
   'PERMISSION_DENIED',
   'UNAUTHENTICATED',
   'IDEMPOTENCY_CONFLICT',
+  'IDEMPOTENCY_KEY_REUSED',
+  'UPDATE_REJECTED',
   'INTERNAL',
 ];
 
@@ -48,6 +52,8 @@ export interface AttemptReport {
   /** gRPC status code name, e.g. "UNAVAILABLE". */
   readonly code: string;
   readonly message: string;
+  /** What opened a circuit breaker ("tls", "authentication", "failures"), or why a connection failed ("tls"). */
+  readonly cause?: string;
 }
 
 /** A failure with a catalogued reason; its message is safe to show to callers. */
@@ -72,9 +78,23 @@ export class AllocationError extends Error {
 
 const PLAIN_KEY = /^[A-Za-z0-9._\/-]*$/;
 
+/** Characters of caller input quoted back in a message at most. */
+const ECHO_CHARS = 80;
+
+/** A caller's value quoted for an error message, cut short: bad input must not come back whole. */
+export function echo(v: unknown): string {
+  const text = typeof v === 'string' ? v : (JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v));
+  const cut = text.length > ECHO_CHARS ? `${text.slice(0, ECHO_CHARS)}…` : text;
+  // Strings are always quoted; other values are shown as JSON, quoted once cut.
+  return typeof v === 'string' || cut !== text ? JSON.stringify(cut) : text;
+}
+
+/** Longest INVALID_FIELD message; further problems are counted, not listed. */
+const MAX_PROBLEMS_CHARS = 2_000;
+
 /** `path[key]`, with the key JSON-quoted unless it is plain, so a key cannot forge or break a path. */
 export function keyPath(path: string, key: string): string {
-  return `${path}[${PLAIN_KEY.test(key) ? key : JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key)}]`;
+  return `${path}[${PLAIN_KEY.test(key) && key.length <= ECHO_CHARS ? key : echo(key)}]`;
 }
 
 /** Collects field problems by path and throws them all at once. */
@@ -93,7 +113,15 @@ export class FieldProblems {
 
   throwIfAny(): void {
     if (this.#problems.length === 0) return;
-    throw new AllocationError('INVALID_FIELD', this.#problems.join('; '), {
+    let message = '';
+    let listed = 0;
+    for (const problem of this.#problems) {
+      if (listed > 0 && message.length + problem.length > MAX_PROBLEMS_CHARS) break;
+      message += (listed > 0 ? '; ' : '') + problem;
+      listed++;
+    }
+    if (listed < this.#problems.length) message += `; and ${this.#problems.length - listed} more`;
+    throw new AllocationError('INVALID_FIELD', message, {
       metadata: { field: this.#firstPath ?? '' },
     });
   }

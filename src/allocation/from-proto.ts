@@ -1,8 +1,11 @@
 // Wire request → validated domain request, with Agones' defaults and selector resolution.
 // Every problem is reported by field path in one INVALID_FIELD error.
-import { FieldProblems, keyPath } from './errors.ts';
-import { labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
+import { echo, FieldProblems, keyPath } from './errors.ts';
+import { annotationKeyProblem, labelValueProblem, namespaceProblem, qualifiedKeyProblem } from './labels.ts';
+import { INT64_MAX, INT64_MIN, parseInt64, type Int64 } from './int64.ts';
 import { LIMITS } from './limits.ts';
+import { setOwn } from './records.ts';
+import { isReservedAnnotation } from './reserved-annotations.ts';
 import type {
   AllocationRequest,
   CounterAction,
@@ -31,24 +34,24 @@ export interface DecodeOptions {
 
 const COUNTER_ACTIONS = new Set(['Increment', 'Decrement']);
 
-/** Parses an int64 carried as string or number; reports values JS cannot hold exactly. */
-function int64(p: FieldProblems, path: string, raw: string | number | undefined | null): number {
+/** Parses an int64 carried as a decimal string (proto-loader's longs) or a number, exactly. */
+function int64(p: FieldProblems, path: string, raw: string | number | undefined | null): Int64 {
   if (raw === undefined || raw === null || raw === '') return 0;
-  const n = typeof raw === 'number' ? raw : Number(raw);
-  if (!Number.isSafeInteger(n)) {
-    p.add(path, `must be an integer between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}`);
+  const n = parseInt64(raw);
+  if (n === null) {
+    p.add(path, `must be an integer between ${INT64_MIN} and ${INT64_MAX}`);
     return 0;
   }
   return n;
 }
 
-function nonNegative(p: FieldProblems, path: string, raw: string | number | undefined | null): number {
+function nonNegative(p: FieldProblems, path: string, raw: string | number | undefined | null): Int64 {
   const n = int64(p, path, raw);
   if (n < 0) p.add(path, 'must be greater than or equal to 0');
   return n;
 }
 
-function wrapped(p: FieldProblems, path: string, w: WireInt64Value | null | undefined): number | null {
+function wrapped(p: FieldProblems, path: string, w: WireInt64Value | null | undefined): Int64 | null {
   if (w === null || w === undefined) return null;
   return nonNegative(p, path, w.value);
 }
@@ -67,7 +70,7 @@ function labelMap(p: FieldProblems, path: string, m: Record<string, string> | un
   for (const [k, v] of boundedMap(p, path, m)) {
     const problem = qualifiedKeyProblem(k) ?? labelValueProblem(v);
     if (problem) p.add(keyPath(path, k), problem);
-    else out[k] = v;
+    else setOwn(out, k, v);
   }
   return out;
 }
@@ -76,16 +79,16 @@ function annotationMap(p: FieldProblems, path: string, m: Record<string, string>
   const out: Record<string, string> = {};
   let bytes = 0;
   for (const [k, v] of boundedMap(p, path, m)) {
-    const problem = qualifiedKeyProblem(k);
+    const problem = isReservedAnnotation(k) ? 'is reserved for the gateway (it records idempotency keys and the serving cluster)' : annotationKeyProblem(k);
     if (problem) p.add(keyPath(path, k), problem);
-    else out[k] = v;
+    else setOwn(out, k, v);
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
   }
   if (bytes > LIMITS.maxAnnotationBytes) p.add(path, `may not exceed ${LIMITS.maxAnnotationBytes} bytes, got ${bytes}`);
   return out;
 }
 
-function maxBound(p: FieldProblems, path: string, what: string, min: number, max: number): void {
+function maxBound(p: FieldProblems, path: string, what: string, min: Int64, max: Int64): void {
   if (max !== 0 && max < min) p.add(`${path}.max${what}`, `must be zero or greater than min${what} ${min}`);
 }
 
@@ -101,7 +104,7 @@ function selector(p: FieldProblems, path: string, w: WireGameServerSelector, opt
     };
     maxBound(p, at, 'Count', s.minCount, s.maxCount);
     maxBound(p, at, 'Available', s.minAvailable, s.maxAvailable);
-    counters[k] = s;
+    setOwn(counters, k, s);
   }
   const lists: Record<string, ListSelector> = {};
   for (const [k, l] of boundedMap(p, `${path}.lists`, w.lists)) {
@@ -113,7 +116,7 @@ function selector(p: FieldProblems, path: string, w: WireGameServerSelector, opt
     };
     if (s.containsValue.length > LIMITS.maxValueLength) p.add(`${at}.containsValue`, `longer than ${LIMITS.maxValueLength}`);
     maxBound(p, at, 'Available', s.minAvailable, s.maxAvailable);
-    lists[k] = s;
+    setOwn(lists, k, s);
   }
   let players: GameServerSelector['players'] = null;
   if (opts.playerAllocationFilter) {
@@ -147,7 +150,7 @@ function counterAction(p: FieldProblems, path: string, w: WireCounterAction): Co
   const amount = wrapped(p, `${path}.amount`, w.amount);
   const capacity = wrapped(p, `${path}.capacity`, w.capacity);
   if (action !== null && !COUNTER_ACTIONS.has(action)) {
-    p.add(`${path}.action`, `must be "Increment" or "Decrement", got ${JSON.stringify(action)}`);
+    p.add(`${path}.action`, `must be "Increment" or "Decrement", got ${echo(action)}`);
   }
   if (action !== null && amount === null) p.add(`${path}.amount`, 'required when action is set');
   if (action === null && amount !== null) p.add(`${path}.action`, 'required when amount is set');
@@ -207,15 +210,16 @@ export function requestFromWire(w: WireAllocationRequest, opts: DecodeOptions): 
   const priorities = (w.priorities ?? []).slice(0, LIMITS.maxPriorities).map((x, i) => priority(p, `priorities[${i}]`, x));
 
   const counters: Record<string, CounterAction> = {};
-  for (const [k, c] of boundedMap(p, 'counters', w.counters)) counters[k] = counterAction(p, keyPath('counters', k), c);
+  for (const [k, c] of boundedMap(p, 'counters', w.counters)) setOwn(counters, k, counterAction(p, keyPath('counters', k), c));
   const lists: Record<string, ListAction> = {};
-  for (const [k, l] of boundedMap(p, 'lists', w.lists)) lists[k] = listAction(p, keyPath('lists', k), l);
+  for (const [k, l] of boundedMap(p, 'lists', w.lists)) setOwn(lists, k, listAction(p, keyPath('lists', k), l));
 
   // `metadata` wins whenever present, even empty; `metaPatch` is its deprecated twin.
   const patch = w.metadata ? metaPatch(p, 'metadata', w.metadata) : w.metaPatch ? metaPatch(p, 'metaPatch', w.metaPatch) : EMPTY_PATCH;
 
   const mcs = w.multiClusterSetting;
-  const policySelector = labelMap(p, 'multiClusterSetting.policySelector.matchLabels', mcs?.policySelector?.matchLabels);
+  // Agones parses the policy selector only for a multi-cluster allocation (allocator.go); otherwise it is unused.
+  const policySelector = mcs?.enabled === true ? labelMap(p, 'multiClusterSetting.policySelector.matchLabels', mcs.policySelector?.matchLabels) : EMPTY_SELECTOR;
 
   const scheduling = w.scheduling === 'Distributed' || w.scheduling === 1 ? 'Distributed' : 'Packed';
   p.throwIfAny();
@@ -231,4 +235,5 @@ export function requestFromWire(w: WireAllocationRequest, opts: DecodeOptions): 
   };
 }
 
+const EMPTY_SELECTOR: Readonly<Record<string, string>> = Object.freeze({});
 const EMPTY_PATCH: MetaPatch = Object.freeze({ labels: Object.freeze({}), annotations: Object.freeze({}) });

@@ -1,17 +1,13 @@
 // Domain → wire: the response to callers, and the request forwarded to a remote allocator.
+import { parseInt64, type Int64 } from './int64.ts';
+import { mapRecord } from './records.ts';
 import type { Allocation, AllocationRequest, GameServerSelector } from './types.ts';
 import type { WireAllocationRequest, WireAllocationResponse, WireGameServerSelector } from './wire.ts';
 
 /** The response message for an allocation. */
 export function responseToWire(a: Allocation): WireAllocationResponse {
-  const counters: WireAllocationResponse['counters'] = {};
-  for (const [k, c] of Object.entries(a.counters)) {
-    counters[k] = { count: { value: String(c.count) }, capacity: { value: String(c.capacity) } };
-  }
-  const lists: WireAllocationResponse['lists'] = {};
-  for (const [k, l] of Object.entries(a.lists)) {
-    lists[k] = { values: [...l.values], capacity: { value: String(l.capacity) } };
-  }
+  const counters = mapRecord(a.counters, (c) => ({ count: { value: String(c.count) }, capacity: { value: String(c.capacity) } }));
+  const lists = mapRecord(a.lists, (l) => ({ values: [...l.values], capacity: { value: String(l.capacity) } }));
   return {
     gameServerName: a.gameServerName,
     ports: a.ports.map((p) => ({ name: p.name, port: p.port })),
@@ -85,7 +81,7 @@ export function forwardedRequestToWire(r: AllocationRequest, remoteNamespace: st
 
 /** Reads a remote allocator's response into the domain, with source set to the endpoint dialled. */
 export function responseFromWire(w: WireAllocationResponse, namespace: string, source: string): Allocation {
-  const num = (v: { value: string | number } | null | undefined): number => Number(v?.value ?? 0);
+  const num = (v: { value: string | number } | null | undefined): Int64 => parseInt64(v?.value ?? 0) ?? 0;
   return {
     gameServerName: w.gameServerName,
     namespace,

@@ -1,5 +1,6 @@
 // Shared vocabulary of the gateway: the GameServer as the engine sees it and the
 // allocation request as a validated domain object. Plain data, no I/O.
+import type { Int64 } from './int64.ts';
 
 /** Lifecycle state of a GameServer; only Ready and Allocated are allocatable. */
 export type GameServerState = 'Ready' | 'Allocated' | (string & {});
@@ -18,20 +19,20 @@ export interface GameServerAddress {
 
 /** A counter: count within [0, capacity]. */
 export interface CounterStatus {
-  readonly count: number;
-  readonly capacity: number;
+  readonly count: Int64;
+  readonly capacity: Int64;
 }
 
 /** A list: distinct values, at most capacity of them. */
 export interface ListStatus {
-  readonly capacity: number;
+  readonly capacity: Int64;
   readonly values: readonly string[];
 }
 
 /** Player tracking (Agones alpha feature). */
 export interface PlayerStatus {
-  readonly count: number;
-  readonly capacity: number;
+  readonly count: Int64;
+  readonly capacity: Int64;
 }
 
 /** A GameServer as cached by a ClusterStore. Immutable: writes produce a new object. */
@@ -40,6 +41,8 @@ export interface GameServer {
   readonly name: string;
   /** Opaque version for optimistic concurrency; changes on every write. */
   readonly resourceVersion: string;
+  /** metadata.uid on a Kubernetes cluster (Events name their object by it); absent in memory. */
+  readonly uid?: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly annotations: Readonly<Record<string, string>>;
   readonly state: GameServerState;
@@ -64,23 +67,23 @@ export type SelectorState = 'Ready' | 'Allocated';
 
 /** Bounds on a counter; max 0 = unbounded. */
 export interface CounterSelector {
-  readonly minCount: number;
-  readonly maxCount: number;
-  readonly minAvailable: number;
-  readonly maxAvailable: number;
+  readonly minCount: Int64;
+  readonly maxCount: Int64;
+  readonly minAvailable: Int64;
+  readonly maxAvailable: Int64;
 }
 
 /** Bounds on a list; max 0 = unbounded; containsValue "" = any. */
 export interface ListSelector {
   readonly containsValue: string;
-  readonly minAvailable: number;
-  readonly maxAvailable: number;
+  readonly minAvailable: Int64;
+  readonly maxAvailable: Int64;
 }
 
 /** Room for players; maxAvailable 0 = not checked. */
 export interface PlayerSelector {
-  readonly minAvailable: number;
-  readonly maxAvailable: number;
+  readonly minAvailable: Int64;
+  readonly maxAvailable: Int64;
 }
 
 /** One GameServerSelector, defaults applied. */
@@ -101,13 +104,13 @@ export interface Priority {
 /** Counter change; null = unset (distinct from 0). */
 export interface CounterAction {
   readonly action: string | null;
-  readonly amount: number | null;
-  readonly capacity: number | null;
+  readonly amount: Int64 | null;
+  readonly capacity: Int64 | null;
 }
 
 export interface ListAction {
   readonly addValues: readonly string[];
-  readonly capacity: number | null;
+  readonly capacity: Int64 | null;
   readonly deleteValues: readonly string[];
 }
 

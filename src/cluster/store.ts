@@ -21,6 +21,27 @@ export class StoreNotFound extends Error {
   override readonly name = 'StoreNotFound';
 }
 
+/**
+ * Thrown by update() when the backing service refused the write itself (the API server's 400, 403,
+ * 422…: validation, admission, RBAC). The write was not applied, so another candidate may be tried.
+ */
+export class StoreRejected extends Error {
+  override readonly name = 'StoreRejected';
+  /** HTTP status of the refusal. */
+  readonly status: number;
+
+  constructor(status: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
+/** Ready and Allocated GameServers per node (Packed fills the busiest nodes first). */
+export interface NodeCounts {
+  allocatedOn(node: string): number;
+  readyOn(node: string): number;
+}
+
 /** Where GameServers live. Reads come from a local cache; only update() does I/O. */
 export interface ClusterStore {
   /** Replays the current cache to the listener, then streams changes; returns an unsubscribe. */
@@ -34,6 +55,11 @@ export interface ClusterStore {
    * backing service cannot take the write (metadata.ambiguous 'true' when it may have applied it).
    */
   update(next: GameServer, signal: AbortSignal): Promise<GameServer>;
+  /**
+   * Per-node counts over every namespace of the cluster, as Agones counts them, when the store can
+   * read them all; null or absent = the engine counts the namespaces it serves.
+   */
+  readonly nodeCounts?: NodeCounts | null;
   /** True once the cache reflects the cluster (initial list done). */
   readonly synced: boolean;
   /** Starts filling the cache; resolves when synced. */

@@ -90,6 +90,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     Object.assign(tree, loaded);
     resolvePaths(tree, dirname(resolve(file)));
   }
+  // agones-allocator's own variable, so operators keep the setting they have; GATEWAY_* overrides it.
+  if (env.HTTP_UNALLOCATED_STATUS_CODE !== undefined) setPath(tree, ['allocation', 'unallocatedStatusCode'], scalar(env.HTTP_UNALLOCATED_STATUS_CODE));
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('GATEWAY_') || name === 'GATEWAY_CONFIG' || value === undefined) continue;
     // GATEWAY_GRPC__PORT → grpc.port; GATEWAY_TLS__CERT_FILE → tls.certFile

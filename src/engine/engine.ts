@@ -1,9 +1,11 @@
 // Local allocation: pick a GameServer from the index, write it through the store with an
 // optimistic-concurrency precondition, move on to the next candidate on conflict.
 import { AllocationError } from '../allocation/errors.ts';
+import { inSpan, startSpan } from '../observability/tracing.ts';
 import { gameServerKey, type Allocation, type AllocationRequest, type GameServer, type GameServerSelector } from '../allocation/types.ts';
-import { StoreConflict, StoreNotFound, type ClusterStore } from '../cluster/store.ts';
+import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore } from '../cluster/store.ts';
 import { applyAllocation } from './actions.ts';
+import { lastAllocatedNow } from './clock.ts';
 import { GameServerIndex, type NodeRun } from './game-server-index.ts';
 import { matches } from './match.ts';
 import { compareDistributed, comparePacked } from './order.ts';
@@ -24,7 +26,10 @@ export interface EngineOptions {
   /** Annotation keys the index can look up by value (the idempotency key). */
   readonly indexedAnnotations: readonly string[];
   readonly logger: EngineLogger;
-  readonly now?: () => Date;
+  /** The agones.dev/last-allocated stamp (default: now, RFC 3339 with nanoseconds as Agones writes it). */
+  readonly now?: () => string;
+  /** Told each GameServer this engine allocated, as written, and the writes it took (events, metrics); must not block. */
+  readonly onAllocated?: (written: GameServer, req: AllocationRequest, writeAttempts: number) => void;
 }
 
 /** What the caller's call context gives the engine. */
@@ -58,6 +63,13 @@ export function abortError(signal: AbortSignal): AllocationError {
   return timedOut
     ? new AllocationError('DEADLINE_EXCEEDED', 'the caller\'s deadline passed before a GameServer was allocated')
     : new AllocationError('CANCELLED', 'the caller cancelled the request');
+}
+
+/** Agones answers UNKNOWN "could not update the selected GameServer" when its update retries run out. */
+function updateRejected(err: StoreRejected): AllocationError {
+  return new AllocationError('UPDATE_REJECTED', `could not update the selected GameServer (the API server refused the write with HTTP ${err.status})`, {
+    metadata: { status: String(err.status) },
+  });
 }
 
 function firstUsable(run: NodeRun, usable: (gs: GameServer) => boolean): GameServer | undefined {
@@ -107,13 +119,13 @@ export class Engine {
   readonly #store: ClusterStore;
   readonly #opts: EngineOptions;
   readonly #inFlight = new Set<string>();
-  readonly #now: () => Date;
+  readonly #now: () => string;
   #unsubscribe: (() => void) | null = null;
 
   constructor(store: ClusterStore, opts: EngineOptions) {
     this.#store = store;
     this.#opts = opts;
-    this.#now = opts.now ?? (() => new Date());
+    this.#now = opts.now ?? lastAllocatedNow;
     this.index = new GameServerIndex(opts.indexedAnnotations);
   }
 
@@ -161,10 +173,11 @@ export class Engine {
    * order, so the first usable GameServer of a node is that node's best: the walk stops early.
    */
   #pickPacked(runs: ReadonlyMap<string, NodeRun>, usable: (gs: GameServer) => boolean, req: AllocationRequest): GameServer | undefined {
-    const nodes = [...runs.keys()].map((node) => ({ node, allocated: this.index.allocatedOn(node), ready: this.index.readyOn(node) }));
+    const counts = this.#store.nodeCounts ?? this.index;
+    const nodes = [...runs.keys()].map((node) => ({ node, allocated: counts.allocatedOn(node), ready: counts.readyOn(node) }));
     nodes.sort((a, b) => b.allocated - a.allocated || b.ready - a.ready);
     const byNameOnly = req.priorities.length === 0 && !this.#opts.playerAllocationFilter;
-    const compare = (a: GameServer, b: GameServer) => comparePacked(a, b, this.index, req.priorities, this.#opts.playerAllocationFilter);
+    const compare = (a: GameServer, b: GameServer) => comparePacked(a, b, counts, req.priorities, this.#opts.playerAllocationFilter);
     for (let i = 0; i < nodes.length; ) {
       let j = i;
       while (j < nodes.length && nodes[j]!.allocated === nodes[i]!.allocated && nodes[j]!.ready === nodes[i]!.ready) j++;
@@ -182,10 +195,14 @@ export class Engine {
   async allocate(req: AllocationRequest, ctx: AllocateContext): Promise<Allocation> {
     if (!this.#store.synced) throw new AllocationError('NOT_READY', 'the local cluster cache has not synced yet');
     const tried = new Map<string, string>();
+    let rejected: StoreRejected | null = null;
     for (let attempt = 0; attempt < this.#opts.maxWriteAttempts; attempt++) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
+      const pickSpan = startSpan('local pick', { 'allocator_gateway.namespace': req.namespace, 'allocator_gateway.attempt': attempt });
       const gs = this.pick(req, tried);
+      pickSpan.end(gs ? { 'allocator_gateway.outcome': 'picked', 'allocator_gateway.game_server': gameServerKey(gs) } : { 'allocator_gateway.outcome': 'NO_GAME_SERVER' });
       if (!gs) {
+        if (rejected) throw updateRejected(rejected);
         throw new AllocationError('NO_GAME_SERVER', 'there is no available GameServer to allocate', {
           metadata: { namespace: req.namespace },
         });
@@ -196,15 +213,22 @@ export class Engine {
       try {
         const next = applyAllocation(gs, req, this.#now(), ctx.annotations);
         // The write is not tied to the caller's signal: once sent it must finish so its outcome is known.
-        const written = await this.#write(next);
+        const written = await inSpan('GameServer write', { 'allocator_gateway.game_server': key }, () => this.#write(next), 'client');
         if (ctx.signal.aborted) {
           await this.#release(gs, written);
           throw abortError(ctx.signal);
         }
+        this.#opts.onAllocated?.(written, req, attempt + 1);
         return allocationOf(written, 'local');
       } catch (err) {
         if (err instanceof StoreConflict || err instanceof StoreNotFound) {
           this.#opts.logger.debug({ gameServer: key, attempt }, 'allocation write conflicted; trying the next candidate');
+          continue;
+        }
+        if (err instanceof StoreRejected) {
+          // not applied: the next candidate may take it (Agones retries too); the API server's words go to the log only
+          this.#opts.logger.warn({ gameServer: key, attempt, status: err.status, err: err.message }, 'the API server refused the allocation write; trying the next candidate');
+          rejected = err;
           continue;
         }
         throw err;
@@ -212,6 +236,7 @@ export class Engine {
         this.#inFlight.delete(key);
       }
     }
+    if (rejected) throw updateRejected(rejected);
     throw new AllocationError('CONTENTION', 'too many concurrent allocations competed for the same GameServers; retry');
   }
 

@@ -1,5 +1,6 @@
 // The engine's view of a store's cache, indexed so a pick scans only plausible candidates:
 // per namespace and state, by label, plus per-node counts for Packed ordering.
+import { own } from '../allocation/records.ts';
 import { gameServerKey, type GameServer, type SelectorState } from '../allocation/types.ts';
 import type { StoreListener } from '../cluster/store.ts';
 import type { NodeCounts } from './order.ts';
@@ -116,18 +117,18 @@ export class GameServerIndex implements StoreListener, NodeCounts {
   }
 
   #bump(gs: GameServer, by: 1 | -1): void {
-    if (gs.deleting) return;
     const counts = gs.state === 'Allocated' ? this.#nodeAllocated : gs.state === 'Ready' ? this.#nodeReady : null;
     if (!counts) return;
+    // A GameServer being deleted still counts for its node, as in Agones' PerNodeCounter; it is never a candidate.
     const n = (counts.get(gs.nodeName) ?? 0) + by;
     if (n === 0) counts.delete(gs.nodeName);
     else counts.set(gs.nodeName, n);
-    this.#pool(gs.namespace, gs.state as SelectorState)[by === 1 ? 'add' : 'delete'](gs);
+    if (!gs.deleting) this.#pool(gs.namespace, gs.state as SelectorState)[by === 1 ? 'add' : 'delete'](gs);
   }
 
   #indexAnnotations(gs: GameServer, key: string, add: boolean): void {
     for (const [annotation, values] of this.#byAnnotation) {
-      const v = gs.annotations[annotation];
+      const v = own(gs.annotations, annotation);
       if (v === undefined) continue;
       const id = `${gs.namespace}\u0000${v}`;
       if (add) values.set(id, key);

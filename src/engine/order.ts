@@ -1,19 +1,18 @@
 // Candidate ordering: Packed (fill busy nodes first) and priorities on counter/list room.
+import { compare, sub, type Int64 } from '../allocation/int64.ts';
+import { own } from '../allocation/records.ts';
+import type { NodeCounts } from '../cluster/store.ts';
 import type { GameServer, Priority } from '../allocation/types.ts';
 
-/** Per-node counts of Allocated and Ready GameServers, across all namespaces. */
-export interface NodeCounts {
-  allocatedOn(node: string): number;
-  readyOn(node: string): number;
-}
+export type { NodeCounts } from '../cluster/store.ts';
 
-function room(gs: GameServer, p: Priority): number | undefined {
+function room(gs: GameServer, p: Priority): Int64 | undefined {
   if (p.type === 'Counter') {
-    const c = gs.counters[p.key];
-    return c ? c.capacity - c.count : undefined;
+    const c = own(gs.counters, p.key);
+    return c ? sub(c.capacity, c.count) : undefined;
   }
-  const l = gs.lists[p.key];
-  return l ? l.capacity - l.values.length : undefined;
+  const l = own(gs.lists, p.key);
+  return l ? sub(l.capacity, l.values.length) : undefined;
 }
 
 /** Negative when a comes first. Ascending = least room first; a GameServer with the key precedes one without. */
@@ -24,7 +23,7 @@ export function comparePriorities(a: GameServer, b: GameServer, priorities: read
     if (ra === undefined && rb === undefined) continue;
     if (ra === undefined) return 1;
     if (rb === undefined) return -1;
-    if (ra !== rb) return p.order === 'Ascending' ? ra - rb : rb - ra;
+    if (ra !== rb) return p.order === 'Ascending' ? compare(ra, rb) : compare(rb, ra);
   }
   return 0;
 }
@@ -52,7 +51,7 @@ export function comparePacked(
     if (r !== 0) return r;
   }
   if (playerAllocationFilter && a.players && b.players) {
-    const d = a.players.capacity - a.players.count - (b.players.capacity - b.players.count);
+    const d = compare(sub(a.players.capacity, a.players.count), sub(b.players.capacity, b.players.count));
     if (d !== 0) return d;
   }
   return comparePriorities(a, b, priorities) || byName(a, b);

@@ -2,7 +2,8 @@
 // follows the contract field by field. Input is checked strictly by type and reported by path;
 // output emits every field (as agones-allocator's grpc-gateway does) with int64 as strings.
 import protobuf from 'protobufjs';
-import { AllocationError, keyPath } from '../allocation/errors.ts';
+import { AllocationError, echo, keyPath } from '../allocation/errors.ts';
+import { setOwn } from '../allocation/records.ts';
 import { entryLimit, tooManyEntries } from './request-decoder.ts';
 
 const WRAPPERS = new Set([
@@ -21,11 +22,14 @@ function bad(path: string, detail: string): never {
 
 function integer(v: unknown, path: string, type: string): string | number {
   const unsigned = type.startsWith('u') || type === 'fixed32' || type === 'fixed64';
-  if (typeof v === 'number' && Number.isInteger(v)) {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) {
     if (unsigned && v < 0) bad(path, 'must not be negative');
     if (INT32.has(type) && (v > 0xffffffff || v < -0x80000000)) bad(path, 'out of range for a 32-bit integer');
     return v;
   }
+  // A JSON number beyond 2^53 arrives as bigint when written as plain digits (parseExact), exact;
+  // otherwise (1e19) it stands for the double's exact value. Both go on as decimal strings.
+  if (typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v))) v = BigInt(v).toString();
   if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) {
     if (unsigned && v.startsWith('-')) bad(path, 'must not be negative');
     const big = BigInt(v);
@@ -33,12 +37,12 @@ function integer(v: unknown, path: string, type: string): string | number {
     if (big < lo || big > hi) bad(path, `out of range for ${type}`);
     return INT32.has(type) ? Number(v) : v;
   }
-  return bad(path, `must be an integer (a number or a decimal string), got ${JSON.stringify(v)}`);
+  return bad(path, `must be an integer (a number or a decimal string), got ${echo(v)}`);
 }
 
 function scalar(v: unknown, type: string, path: string): unknown {
   if (type === 'string') return typeof v === 'string' ? v : bad(path, `must be a string, got ${typeof v}`);
-  if (type === 'bool') return typeof v === 'boolean' ? v : bad(path, `must be true or false, got ${JSON.stringify(v)}`);
+  if (type === 'bool') return typeof v === 'boolean' ? v : bad(path, `must be true or false, got ${echo(v)}`);
   if (INT64.has(type) || INT32.has(type)) return integer(v, path, type);
   if (type === 'double' || type === 'float') return typeof v === 'number' ? v : bad(path, 'must be a number');
   if (type === 'bytes') return typeof v === 'string' ? v : bad(path, 'must be a base64 string');
@@ -48,7 +52,7 @@ function scalar(v: unknown, type: string, path: string): unknown {
 function enumValue(v: unknown, e: protobuf.Enum, path: string): number {
   if (typeof v === 'string' && Object.hasOwn(e.values, v)) return e.values[v]!;
   if (typeof v === 'number' && Number.isInteger(v) && Object.values(e.values).includes(v)) return v;
-  return bad(path, `must be one of ${Object.keys(e.values).map((k) => JSON.stringify(k)).join(', ')}, got ${JSON.stringify(v)}`);
+  return bad(path, `must be one of ${Object.keys(e.values).map((k) => JSON.stringify(k)).join(', ')}, got ${echo(v)}`);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -67,7 +71,7 @@ function value(v: unknown, field: protobuf.Field, path: string, depth: number): 
 
 function message(json: unknown, type: protobuf.Type, path: string, depth: number): Record<string, unknown> {
   if (depth > MAX_DEPTH) bad(path, 'nested too deeply');
-  if (!isObject(json)) return bad(path, `must be a JSON object, got ${Array.isArray(json) ? 'an array' : JSON.stringify(json)}`);
+  if (!isObject(json)) return bad(path, `must be a JSON object, got ${Array.isArray(json) ? 'an array' : echo(json)}`);
   const out: Record<string, unknown> = {};
   for (const field of type.fieldsArray) {
     // Both the proto name and its JSON name are accepted; here they are the same camelCase.
@@ -82,7 +86,7 @@ function message(json: unknown, type: protobuf.Type, path: string, depth: number
       if (entries.length > entryLimit(field)) throw tooManyEntries(at, entryLimit(field), String(entries.length));
       for (const [k, v] of entries) {
         if (v === null) bad(keyPath(at, k), 'must not be null');
-        m[k] = value(v, field, keyPath(at, k), depth);
+        setOwn(m, k, value(v, field, keyPath(at, k), depth));
       }
       out[field.name] = m;
     } else if (field.repeated) {

@@ -27,7 +27,8 @@ export const allocateMethod = (packageDefinition['allocation.AllocationService']
 export const protoRoot: protobuf.Root = (() => {
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : `${PROTO_DIR}${target}`);
-  root.loadSync(ALLOCATION_PROTO, { keepCase: true });
+  // The gateway's own service too, so its requests get the same bounded decoding.
+  root.loadSync([ALLOCATION_PROTO, 'gateway/v1/gateway.proto'], { keepCase: true });
   root.resolveAll();
   return root;
 })();

@@ -17,6 +17,8 @@ export function entryLimit(field: protobuf.Field): number {
       return LIMITS.maxSelectors;
     case 'priorities':
       return LIMITS.maxPriorities;
+    case 'namespaces': // GetCapacityRequest
+      return 64;
     default:
       return LIMITS.maxListValues;
   }
@@ -27,8 +29,8 @@ export function tooManyEntries(path: string, limit: number, got: string): Alloca
   return new AllocationError('INVALID_FIELD', `${path}: at most ${limit} entries allowed, got ${got}`, { metadata: { field: path } });
 }
 
-function malformed(detail: string): AllocationError {
-  return new AllocationError('INVALID_FIELD', `(message): not a valid AllocationRequest: ${detail}`, { metadata: { field: '(message)' } });
+function malformed(detail: string, what = 'AllocationRequest'): AllocationError {
+  return new AllocationError('INVALID_FIELD', `(message): not a valid ${what}: ${detail}`, { metadata: { field: '(message)' } });
 }
 
 /** Nesting the schema can reach; deeper means the bytes lie about their types. */
@@ -64,17 +66,25 @@ function scan(r: protobuf.Reader, end: number, type: protobuf.Type, path: string
   }
 }
 
-/** Decodes request bytes; throws AllocationError(INVALID_FIELD) for malformed or oversized content. */
-export function decodeRequest(bytes: Uint8Array): WireAllocationRequest {
-  try {
-    scan(protobuf.Reader.create(bytes), bytes.length, RequestType, '', 0);
-  } catch (err) {
-    if (err instanceof AllocationError) throw err;
-    throw malformed((err as Error).message);
-  }
-  try {
-    return allocateMethod.requestDeserialize(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)) as WireAllocationRequest;
-  } catch (err) {
-    throw malformed((err as Error).message);
-  }
+/**
+ * A bounded decoder for messages of `type`: the pre-scan first, then `deserialize` (grpc-js'
+ * own). Throws AllocationError(INVALID_FIELD) for malformed or oversized content.
+ */
+export function boundedDecoder<T>(type: protobuf.Type, deserialize: (bytes: Buffer) => unknown): (bytes: Uint8Array) => T {
+  return (bytes) => {
+    try {
+      scan(protobuf.Reader.create(bytes), bytes.length, type, '', 0);
+    } catch (err) {
+      if (err instanceof AllocationError) throw err;
+      throw malformed((err as Error).message, type.name);
+    }
+    try {
+      return deserialize(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)) as T;
+    } catch (err) {
+      throw malformed((err as Error).message, type.name);
+    }
+  };
 }
+
+/** Decodes AllocationRequest bytes; throws AllocationError(INVALID_FIELD) for malformed or oversized content. */
+export const decodeRequest: (bytes: Uint8Array) => WireAllocationRequest = boundedDecoder(RequestType, allocateMethod.requestDeserialize);

@@ -1,7 +1,8 @@
-// One warm mTLS channel per remote endpoint, shared by every request and target that dials
-// it. A channel is keyed by endpoint and TLS material: when a client secret or server CA
-// changes, the next call builds a new channel and the old one is closed after a grace period
-// (calls already on it finish).
+// One warm mTLS channel per remote endpoint and client credentials, shared by every request and
+// target that dials it with them (tenants with different Secrets get a channel each, never one
+// rebuilt back and forth). When the credentials' material or the server CA changes, the next
+// call builds a new channel and the old one is closed after a grace period (calls already on
+// it finish).
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
@@ -90,20 +91,24 @@ export class ChannelPool {
     const idleMs = opts.idleMs ?? 600_000;
     this.#sweeper = setInterval(() => {
       const cutoff = Date.now() - idleMs;
-      for (const [endpoint, e] of this.#entries) {
+      for (const [id, e] of this.#entries) {
         if (e.lastUsed < cutoff) {
           e.stub.close();
-          this.#entries.delete(endpoint);
+          this.#entries.delete(id);
         }
       }
     }, Math.min(idleMs, 60_000));
     this.#sweeper.unref();
   }
 
-  /** The channel for an endpoint with this TLS material, built (and connecting) on first use. */
-  get(endpoint: string, material: RemoteTls | null, serverCa: string): RemoteStub {
+  /**
+   * The channel for an endpoint with these credentials (named by `credentialsId`, e.g. the
+   * Secret; `material` is their current content), built (and connecting) on first use.
+   */
+  get(endpoint: string, credentialsId: string, material: RemoteTls | null, serverCa: string): RemoteStub {
     const key = `${material?.version ?? 'no-client-cert'}:${serverCa === '' ? '' : createHash('sha256').update(serverCa).digest('hex').slice(0, 16)}`;
-    const e = this.#entries.get(endpoint);
+    const id = `${endpoint}\u0000${credentialsId}`;
+    const e = this.#entries.get(id);
     if (e && e.key === key) {
       e.lastUsed = Date.now();
       return e.stub;
@@ -121,13 +126,18 @@ export class ChannelPool {
     const stub = new RemoteClient(endpoint, creds, options) as unknown as RemoteStub;
     // Warm: start connecting now, not on the first call.
     stub.getChannel().getConnectivityState(true);
-    this.#entries.set(endpoint, { key, stub, lastUsed: Date.now() });
+    this.#entries.set(id, { key, stub, lastUsed: Date.now() });
     return stub;
   }
 
   /** Starts connecting ahead of use (e.g. when policies are loaded). */
-  warm(endpoint: string, material: RemoteTls | null, serverCa: string): void {
-    this.get(endpoint, material, serverCa);
+  warm(endpoint: string, credentialsId: string, material: RemoteTls | null, serverCa: string): void {
+    this.get(endpoint, credentialsId, material, serverCa);
+  }
+
+  /** Channels open now. */
+  get size(): number {
+    return this.#entries.size;
   }
 
   close(): void {

@@ -32,6 +32,8 @@ export interface WireGetCapacityResponse {
   namespaces: Record<string, WireNamespaceCapacity>;
   ttl_ms: string | number;
   synced: boolean;
+  /** Allocate honours the idempotency-key metadata (absent from older gateways). */
+  idempotency_keys?: boolean;
 }
 
 export interface WireRouteStep {

@@ -1,6 +1,8 @@
 // The caller's view of remote capacity: GetCapacity answers cached per target with a short
 // TTL, and, for remotes that do not advertise (agones-allocator: UNIMPLEMENTED), a short
 // negative cache after RESOURCE_EXHAUSTED for the same namespace and selectors.
+import { createHash } from 'node:crypto';
+import { setOwn } from '../allocation/records.ts';
 import type { AllocationRequest } from '../allocation/types.ts';
 import type { CapacityAnswer, RemoteTarget } from '../remote/remote-client.ts';
 import type { WireNamespaceCapacity, WireStateCounts } from '../remote/gateway-proto.ts';
@@ -38,17 +40,18 @@ function counts(w: WireStateCounts | null | undefined): StateCounts {
 
 function fromWire(w: WireNamespaceCapacity): NamespaceCapacity {
   const fleets: Record<string, StateCounts> = {};
-  for (const [k, v] of Object.entries(w.fleets ?? {})) fleets[k] = counts(v);
+  for (const [k, v] of Object.entries(w.fleets ?? {})) setOwn(fleets, k, counts(v));
   const labels = new Map<string, StateCounts>();
   for (const l of w.labels ?? []) labels.set(`${l.key}\u0000${l.value}`, counts(l.counts));
   return { total: counts(w.total), fleets, labels, labelsComplete: w.labels_complete === true };
 }
 
-const targetKey = (t: RemoteTarget): string => t.endpoints.join(',');
+/** Per endpoints and client credentials: a remote may advertise differently to different callers. */
+const targetKey = (t: RemoteTarget): string => `${t.endpoints.join(',')}\u0000${t.credentials}`;
 
-/** The selectors part of a request, as a cache key. */
+/** The selectors part of a request, as a fixed-size cache key (selectors may be hundreds of KB). */
 export function selectorsKey(req: AllocationRequest): string {
-  return JSON.stringify(req.selectors);
+  return createHash('sha256').update(JSON.stringify(req.selectors, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))).digest('base64url');
 }
 
 export class CapacityCache {
@@ -56,6 +59,8 @@ export class CapacityCache {
   readonly #entries = new Map<string, Entry>();
   readonly #pending = new Map<string, Promise<Entry>>();
   readonly #negative = new Map<string, number>();
+  /** Per target: whether its last GetCapacity answer said Allocate honours idempotency keys. */
+  readonly #honoursKeys = new Map<string, boolean>();
   readonly #now: () => number;
 
   constructor(opts: CapacityCacheOptions) {
@@ -71,11 +76,13 @@ export class CapacityCache {
     p = this.#opts.fetch(target, [...namespaces], Math.max(this.#opts.fetchTimeoutMs, 1_000)).then((answer) => {
       const entry: Entry = { fetchedAt: this.#now(), ttlMs: this.#opts.ttlMs, answer, namespaces: new Map(), synced: false };
       if (answer.kind === 'capacity') {
+        this.#honoursKeys.set(key, answer.response.idempotency_keys === true);
         const ttl = Number(answer.response.ttl_ms);
         if (ttl > 0) entry.ttlMs = Math.min(ttl, this.#opts.ttlMs * 10);
         entry.synced = answer.response.synced;
         for (const [ns, c] of Object.entries(answer.response.namespaces ?? {})) entry.namespaces.set(ns, fromWire(c));
       } else if (answer.kind === 'unimplemented') {
+        this.#honoursKeys.set(key, false);
         entry.ttlMs = this.#opts.unimplementedTtlMs ?? 60_000;
       } else {
         entry.ttlMs = Math.min(this.#opts.ttlMs, 1_000);
@@ -86,6 +93,14 @@ export class CapacityCache {
     p = p.finally(() => this.#pending.delete(key));
     this.#pending.set(key, p);
     return p;
+  }
+
+  /**
+   * Whether the target is a gateway whose Allocate honours the idempotency key (learned from its
+   * GetCapacity answer): a keyed repeat there returns what a lost attempt allocated.
+   */
+  honoursIdempotencyKeys(target: RemoteTarget): boolean {
+    return this.#honoursKeys.get(targetKey(target)) === true;
   }
 
   /** Starts fetching a target's advertisement ahead of use. */

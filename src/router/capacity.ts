@@ -1,5 +1,6 @@
 // What this gateway advertises to other gateways (GatewayService.GetCapacity): Ready and
 // Allocated counts per namespace, per fleet and per label pair, from the engine's index.
+import { own, setOwn } from '../allocation/records.ts';
 import type { GameServerSelector } from '../allocation/types.ts';
 import type { GameServerIndex } from '../engine/game-server-index.ts';
 
@@ -37,7 +38,7 @@ export function namespaceCapacity(index: GameServerIndex, namespace: string, max
     }
   }
   const fleets: Record<string, StateCounts> = {};
-  for (const [id, c] of labels) if (id.startsWith(`${FLEET_LABEL}\u0000`)) fleets[id.slice(FLEET_LABEL.length + 1)] = c;
+  for (const [id, c] of labels) if (id.startsWith(`${FLEET_LABEL}\u0000`)) setOwn(fleets, id.slice(FLEET_LABEL.length + 1), c);
   let kept: Map<string, StateCounts> = labels;
   const complete = labels.size <= maxLabels;
   if (!complete) kept = new Map([...labels].sort((a, b) => b[1].ready + b[1].allocated - (a[1].ready + a[1].allocated)).slice(0, maxLabels));
@@ -52,7 +53,7 @@ export function capacityVerdict(c: NamespaceCapacity, selectors: readonly GameSe
     let possible = true;
     for (const k in s.matchLabels) {
       const v = s.matchLabels[k]!;
-      const counts = k === FLEET_LABEL ? (c.fleets[v] ?? c.labels.get(`${k}\u0000${v}`)) : c.labels.get(`${k}\u0000${v}`);
+      const counts = k === FLEET_LABEL ? (own(c.fleets, v) ?? c.labels.get(`${k}\u0000${v}`)) : c.labels.get(`${k}\u0000${v}`);
       if (counts ? counts[field] === 0 : c.labelsComplete || k === FLEET_LABEL) {
         possible = false;
         break;

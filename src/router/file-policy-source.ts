@@ -116,6 +116,11 @@ export class FilePolicySource implements PolicySource {
     // Secrets are re-read lazily (on the next use after pollMs); nothing to do here.
   }
 
+  /** Every namespace: the file bounds what is kept. */
+  serves(): boolean {
+    return true;
+  }
+
   async policies(namespace: string): Promise<NamespacePolicies> {
     const e = this.#byNamespace.get(namespace);
     const problems = [...(e?.problems ?? []), ...this.#fileProblems];

@@ -1,6 +1,9 @@
 // GatewayService handlers (proto/gateway/v1/gateway.proto), transport-free: the gRPC door
 // adapts them. GetCapacity advertises the engine's counts; ExplainRoute dry-runs the router.
+import { AllocationError } from '../allocation/errors.ts';
+import { setOwn } from '../allocation/records.ts';
 import { requestFromWire, type DecodeOptions } from '../allocation/from-proto.ts';
+import { namespaceProblem } from '../allocation/labels.ts';
 import type { WireAllocationRequest } from '../allocation/wire.ts';
 import type { Engine } from '../engine/engine.ts';
 import { namespaceCapacity, type NamespaceCapacity, type StateCounts } from './capacity.ts';
@@ -14,7 +17,16 @@ export interface GatewayServiceOptions {
   readonly capacityTtlMs: number;
   /** Label pairs advertised per namespace at most. */
   readonly maxLabels?: number;
+  /** Whether this gateway serves GameServers of `namespace` (only those are advertised and cached). */
+  readonly serves: (namespace: string) => boolean;
+  /** Whether `identity` may act in `namespace` (read its capacity). */
+  readonly mayUse: (identity: string | null, namespace: string) => boolean;
+  /** Throws PERMISSION_DENIED unless `identity` may allocate in `namespace` (forwarding when `multiCluster`). */
+  readonly authorize: (identity: string | null, namespace: string, multiCluster: boolean) => void;
 }
+
+/** Namespaces one GetCapacity call may name (the bounded decoder refuses more). */
+export const MAX_CAPACITY_NAMESPACES = 64;
 
 /** What a unary handler learns about its call. */
 export interface ServiceCall {
@@ -38,28 +50,37 @@ function wireCapacity(c: NamespaceCapacity) {
 
 /** Builds the handlers; results are computed at most every ttl/4 per namespace. */
 export function gatewayServiceHandlers(opts: GatewayServiceOptions): Record<string, (request: unknown, call: ServiceCall) => Promise<unknown>> {
+  // Keyed only by namespaces this gateway serves: a bounded set, whatever names callers send.
   const cache = new Map<string, { at: number; value: ReturnType<typeof wireCapacity> }>();
   const maxLabels = opts.maxLabels ?? 512;
   return {
-    async GetCapacity(request) {
-      const asked = ((request as { namespaces?: string[] }).namespaces ?? []).filter((n) => typeof n === 'string' && n !== '').slice(0, 64);
-      const names = asked.length > 0 ? asked : opts.engine.index.namespaces().slice(0, 64);
+    async GetCapacity(request, call) {
+      const asked = (request as { namespaces?: string[] }).namespaces ?? [];
+      for (const [i, ns] of asked.entries()) {
+        const problem = namespaceProblem(ns);
+        if (problem) throw new AllocationError('INVALID_FIELD', `namespaces[${i}]: ${problem}`, { metadata: { field: `namespaces[${i}]` } });
+        opts.authorize(call.identity, ns, false);
+      }
+      const names = asked.length > 0 ? asked : opts.engine.index.namespaces().filter((ns) => opts.mayUse(call.identity, ns)).slice(0, MAX_CAPACITY_NAMESPACES);
       const now = Date.now();
       const namespaces: Record<string, ReturnType<typeof wireCapacity>> = {};
       for (const ns of names) {
+        if (!opts.serves(ns)) continue;
         let e = cache.get(ns);
         if (!e || now - e.at > opts.capacityTtlMs / 4) {
           e = { at: now, value: wireCapacity(namespaceCapacity(opts.engine.index, ns, maxLabels)) };
           cache.set(ns, e);
           if (cache.size > 1_024) cache.clear();
         }
-        namespaces[ns] = e.value;
+        setOwn(namespaces, ns, e.value);
       }
-      return { namespaces, ttl_ms: String(opts.capacityTtlMs), synced: opts.engine.ready };
+      return { namespaces, ttl_ms: String(opts.capacityTtlMs), synced: opts.engine.ready, idempotency_keys: true };
     },
     async ExplainRoute(request, call) {
       const r = request as { request?: WireAllocationRequest | null; idempotency_key?: string };
       const req = requestFromWire(r.request ?? {}, opts.decode);
+      // ExplainRoute reads policies, secrets and remote capacity of the namespace: the caller must be allowed there.
+      opts.authorize(call.identity, req.namespace, req.multiClusterSetting.enabled);
       const e = await opts.explain(req, call.identity, r.idempotency_key ? r.idempotency_key : null, call.signal);
       return {
         multi_cluster: e.multiCluster,

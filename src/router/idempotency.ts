@@ -5,10 +5,9 @@
 import { createHash } from 'node:crypto';
 import type { Allocation } from '../allocation/types.ts';
 
-/** Annotation on a locally allocated GameServer: the hashed key that allocated it. */
-export const IDEMPOTENCY_ANNOTATION = 'allocator-gateway.dev/idempotency-key';
-/** Annotation (response and local GameServer) naming the policy's clusterName that served. */
-export const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
+export { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, IDEMPOTENCY_REQUEST_ANNOTATION } from '../allocation/reserved-annotations.ts';
+
+export { REQUEST_ID_ANNOTATION } from '../allocation/request-id.ts';
 
 /** The key as stored and forwarded: scoped by namespace and caller identity, never the raw key. */
 export function idempotencyHash(namespace: string, identity: string | null, key: string): string {
@@ -19,15 +18,18 @@ export function idempotencyHash(namespace: string, identity: string | null, key:
 export type Claim =
   /** Ours: route the request, then complete() or release(). */
   | { readonly kind: 'won' }
-  /** Already served: return this. */
-  | { readonly kind: 'done'; readonly allocation: Allocation }
+  /** Already served: return this (if `fingerprint` is the repeat's). */
+  | { readonly kind: 'done'; readonly allocation: Allocation; readonly fingerprint: string }
   /** Another replica (or request) holds it and has not finished. */
-  | { readonly kind: 'pending'; readonly holder: string };
+  | { readonly kind: 'pending'; readonly holder: string; readonly fingerprint: string };
 
 /** Shared record of keys being served and their results. */
 export interface IdempotencyLedger {
-  /** Claims `hash` in `namespace` for at most holdMs (then another replica may take it over). */
-  claim(namespace: string, hash: string, holdMs: number, signal: AbortSignal): Promise<Claim>;
+  /**
+   * Claims `hash` in `namespace` for at most holdMs (then another replica may take it over),
+   * recording the fingerprint of the request it is used with ('' = unknown, as in older records).
+   */
+  claim(namespace: string, hash: string, holdMs: number, signal: AbortSignal, fingerprint: string): Promise<Claim>;
   /** Stores the result of a won claim; later claims get it until the retention passes. */
   complete(namespace: string, hash: string, allocation: Allocation): Promise<void>;
   /** Gives up a won claim (the route failed): a retry may try again. */
@@ -37,6 +39,7 @@ export interface IdempotencyLedger {
 
 interface MemoryRecord {
   holder: string;
+  fingerprint: string;
   until: number;
   allocation: Allocation | null;
 }
@@ -60,15 +63,15 @@ export class MemoryIdempotencyLedger implements IdempotencyLedger {
     this.#timer.unref();
   }
 
-  async claim(namespace: string, hash: string, holdMs: number): Promise<Claim> {
+  async claim(namespace: string, hash: string, holdMs: number, _signal: AbortSignal, fingerprint: string): Promise<Claim> {
     const id = `${namespace}/${hash}`;
     const r = this.#records.get(id);
     const now = Date.now();
     if (r && r.until >= now) {
-      if (r.allocation) return { kind: 'done', allocation: r.allocation };
-      return { kind: 'pending', holder: r.holder };
+      if (r.allocation) return { kind: 'done', allocation: r.allocation, fingerprint: r.fingerprint };
+      return { kind: 'pending', holder: r.holder, fingerprint: r.fingerprint };
     }
-    this.#records.set(id, { holder: this.#holder, until: now + holdMs, allocation: null });
+    this.#records.set(id, { holder: this.#holder, fingerprint, until: now + holdMs, allocation: null });
     return { kind: 'won' };
   }
 
@@ -81,8 +84,9 @@ export class MemoryIdempotencyLedger implements IdempotencyLedger {
       this.#records.delete(id);
       return;
     }
+    const fingerprint = this.#records.get(id)?.fingerprint ?? '';
     this.#records.delete(id); // re-inserted last: the Map stays oldest-first
-    this.#records.set(id, { holder: this.#holder, until: Date.now() + this.#retentionMs, allocation });
+    this.#records.set(id, { holder: this.#holder, fingerprint, until: Date.now() + this.#retentionMs, allocation });
     // Remote results are kept, but never more than maxRecords: the oldest go first.
     while (this.#records.size > this.#maxRecords) {
       const oldest = this.#records.keys().next().value;

@@ -7,10 +7,13 @@ import type { Allocation, AllocationRequest } from '../allocation/types.ts';
 import { abortError, allocationOf, type Engine } from '../engine/engine.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { StatusBoard } from '../observability/status-board.ts';
+import { inSpan } from '../observability/tracing.ts';
 import type { RemoteAttempt, RemoteClient, RemoteTarget } from '../remote/remote-client.ts';
 import { Budget } from './budget.ts';
 import type { CapacityCache } from './capacity-cache.ts';
-import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
+import { requestFingerprint } from '../allocation/request-fingerprint.ts';
+import { CLUSTER_ANNOTATION, IDEMPOTENCY_ANNOTATION, IDEMPOTENCY_REQUEST_ANNOTATION, REQUEST_ID_ANNOTATION, idempotencyHash, type IdempotencyLedger } from './idempotency.ts';
 import { planRoute, seededRandom, type PlanTarget, type RoutePlan } from './plan.ts';
 import { selectPolicies } from './policy.ts';
 import { SecretProblem, type PolicySource } from './policy-source.ts';
@@ -24,10 +27,23 @@ export interface PolicyRouterOptions {
   readonly ledger: IdempotencyLedger;
   readonly logger: Logger;
   readonly metrics: Pick<Metrics, 'remoteAttempts' | 'remoteSeconds'>;
+  /** Told each remote attempt (the ops status page). */
+  readonly statusBoard?: Pick<StatusBoard, 'recordAttempt'>;
   /** Longest wait for a first capacity advertisement of a remote. */
   readonly capacityWaitMs: number;
   /** Poll interval while another replica serves the same idempotency key. */
   readonly idempotencyPollMs?: number;
+  /**
+   * Whether the caller may act in a target's namespace (a policy may send requests to another
+   * namespace than the request's). Absent = any.
+   */
+  readonly mayUse?: (identity: string | null, namespace: string) => boolean;
+  /**
+   * Whether the gateway keeps state (idempotency records) for a namespace: the ones it serves
+   * GameServers or policies in. Keys in other namespaces are not recorded (nothing can be allocated
+   * there), so callers cannot make it write Leases into namespaces of their choosing. Absent = all.
+   */
+  readonly keepsState?: (namespace: string) => boolean;
 }
 
 /** A route that would be or was taken, step by step (GatewayService.ExplainRoute). */
@@ -58,7 +74,7 @@ const FORWARDED_KEY_PREFIX = 'gw1-';
 
 export class PolicyRouter implements Router {
   readonly #o: PolicyRouterOptions;
-  readonly #inFlight = new Map<string, Promise<Allocation>>();
+  readonly #inFlight = new Map<string, { readonly fingerprint: string; readonly route: Promise<Allocation> }>();
   readonly #warned = new Map<string, number>();
 
   constructor(opts: PolicyRouterOptions) {
@@ -67,32 +83,47 @@ export class PolicyRouter implements Router {
 
   async allocate(req: AllocationRequest, ctx: RouteContext): Promise<Allocation> {
     const budget = new Budget(ctx.deadlineMs);
-    if (ctx.idempotencyKey === null) return await this.#route(req, ctx, budget, null);
+    if (ctx.idempotencyKey === null || this.#o.keepsState?.(req.namespace) === false) return await this.#route(req, ctx, budget, null, '');
     const hash = idempotencyHash(req.namespace, ctx.identity, ctx.idempotencyKey);
-    // Same key on this replica at once: share one route.
+    const fingerprint = requestFingerprint(req);
+    // Same key on this replica at once: share one route, if it is the same request.
     const id = `${req.namespace}/${hash}`;
     const running = this.#inFlight.get(id);
-    if (running) return await running;
-    const p = this.#keyed(req, ctx, budget, hash).finally(() => this.#inFlight.delete(id));
-    this.#inFlight.set(id, p);
-    return await p;
+    if (running) {
+      sameRequest(running.fingerprint, fingerprint);
+      try {
+        return await running.route;
+      } catch (err) {
+        // The first caller left (its deadline or cancel ended that route, which released what it
+        // held): a repeat still waiting is served on its own.
+        const gone = err instanceof AllocationError && (err.reason === 'CANCELLED' || err.reason === 'DEADLINE_EXCEEDED') && err.metadata.ambiguous !== 'true';
+        if (!gone || ctx.signal.aborted || this.#inFlight.has(id)) throw err;
+      }
+    }
+    const route = this.#keyed(req, ctx, budget, hash, fingerprint).finally(() => this.#inFlight.delete(id));
+    this.#inFlight.set(id, { fingerprint, route });
+    return await route;
   }
 
-  async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string): Promise<Allocation> {
+  async #keyed(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string, fingerprint: string): Promise<Allocation> {
     const { engine, ledger, logger } = this.#o;
     // Fast path: a GameServer of this cluster already carries the key.
     const local = engine.index.findByAnnotation(IDEMPOTENCY_ANNOTATION, req.namespace, hash);
-    if (local && local.state === 'Allocated') return allocationOf(local, 'local');
+    if (local && local.state === 'Allocated') {
+      sameRequest(local.annotations[IDEMPOTENCY_REQUEST_ANNOTATION], fingerprint);
+      return allocationOf(local, 'local');
+    }
     for (;;) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       let claim;
       try {
-        claim = await ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal);
+        claim = await inSpan('idempotency claim', { 'allocator_gateway.namespace': req.namespace }, () => ledger.claim(req.namespace, hash, budget.remainingMs() + 5_000, ctx.signal, fingerprint));
       } catch (err) {
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'idempotency ledger unavailable');
         throw new AllocationError('NOT_READY', 'the idempotency record could not be read; retry', { cause: err });
       }
+      if (claim.kind !== 'won') sameRequest(claim.fingerprint, fingerprint);
       if (claim.kind === 'done') {
         logger.info({ reqId: ctx.reqId, namespace: req.namespace, gameServer: claim.allocation.gameServerName, source: claim.allocation.source }, 'idempotent repeat: returning the earlier allocation');
         return claim.allocation;
@@ -100,12 +131,13 @@ export class PolicyRouter implements Router {
       if (claim.kind === 'won') break;
       // Another replica is serving this key: wait for its result rather than allocate twice.
       if (budget.remainingMs() < (this.#o.idempotencyPollMs ?? 50) * 2) {
-        throw new AllocationError('IDEMPOTENCY_CONFLICT', `a request with this idempotency key is still being served (by ${claim.holder}); retry to get its result`);
+        logger.debug({ reqId: ctx.reqId, namespace: req.namespace, holder: claim.holder }, 'idempotency key held by another request');
+        throw new AllocationError('IDEMPOTENCY_CONFLICT', 'a request with this idempotency key is still being served; retry to get its result');
       }
       await new Promise((r) => setTimeout(r, this.#o.idempotencyPollMs ?? 50));
     }
     try {
-      const allocation = await this.#route(req, ctx, budget, hash);
+      const allocation = await this.#route(req, ctx, budget, hash, fingerprint);
       await ledger.complete(req.namespace, hash, allocation).catch((err: unknown) =>
         logger.error({ reqId: ctx.reqId, namespace: req.namespace, err: (err as Error).message }, 'could not record the idempotency result; a repeat on another replica may wait for the claim to lapse'),
       );
@@ -124,24 +156,28 @@ export class PolicyRouter implements Router {
     const problems = ns.problems.map((p) => `policy ${p.namespace}/${p.name}: ${p.problems.join('; ')}`);
     const selected = selectPolicies(ns.policies, req.multiClusterSetting.policySelector);
     if (selected.length === 0) {
-      const why = ns.policies.length === 0 ? `namespace ${req.namespace} has no usable GameServerAllocationPolicy` : 'policySelector matches none of the namespace\'s policies';
-      throw new AllocationError('NO_POLICY', `no multi-cluster allocation policy is specified (${why})${problems.length > 0 ? `; ignored: ${problems.join(' | ')}` : ''}`, {
+      const why = ns.unserved
+        ? `multi-cluster allocation is not served in namespace ${req.namespace}`
+        : ns.policies.length === 0 ? `namespace ${req.namespace} has no usable GameServerAllocationPolicy` : 'policySelector matches none of the namespace\'s policies';
+      // The problems themselves (file paths, secret names) are logged by the policy source.
+      throw new AllocationError('NO_POLICY', `no multi-cluster allocation policy is specified (${why})${problems.length > 0 ? `; ${problems.length} unusable ${problems.length === 1 ? 'policy was' : 'policies were'} ignored (see the gateway log)` : ''}`, {
         metadata: { namespace: req.namespace },
       });
     }
     return { plan: planRoute(selected, hash === null ? Math.random : seededRandom(hash)), problems };
   }
 
-  async #route(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string | null): Promise<Allocation> {
-    const annotations: Record<string, string> = hash === null ? {} : { [IDEMPOTENCY_ANNOTATION]: hash };
+  async #route(req: AllocationRequest, ctx: RouteContext, budget: Budget, hash: string | null, fingerprint: string): Promise<Allocation> {
+    const annotations: Record<string, string> = hash === null ? {} : { [IDEMPOTENCY_ANNOTATION]: hash, [IDEMPOTENCY_REQUEST_ANNOTATION]: fingerprint };
     if (!req.multiClusterSetting.enabled) {
       return await this.#o.engine.allocate(req, { signal: ctx.signal, annotations });
     }
     const { plan } = await this.#plan(req, ctx.signal, hash);
     const attempts: AttemptReport[] = [];
     const tried = new Set<string>();
+    const requestId = requestIdOf(req, ctx);
     for (const target of plan.targets) {
-      const step = await this.#step(target, req, ctx, budget, hash, annotations, attempts, tried);
+      const step = await this.#step(target, req, ctx, budget, hash, { ...annotations, [REQUEST_ID_ANNOTATION]: requestId }, attempts, tried, requestId);
       if ('done' in step) return step.done;
       if ('stop' in step) throw step.stop;
       if (ctx.signal.aborted) throw withAttempts(abortError(ctx.signal), attempts);
@@ -158,6 +194,7 @@ export class PolicyRouter implements Router {
     annotations: Record<string, string>,
     attempts: AttemptReport[],
     tried: Set<string>,
+    requestId: string,
   ): Promise<Step> {
     const { logger, metrics } = this.#o;
     const p = target.policy;
@@ -176,6 +213,10 @@ export class PolicyRouter implements Router {
       return { next: true };
     }
     tried.add(destination);
+    if (this.#o.mayUse && !this.#o.mayUse(ctx.identity, ns)) {
+      report(target.kind === 'local' ? 'local' : target.endpoints.join(','), 'forbidden', 'PERMISSION_DENIED', `policy ${p.name}: the caller may not use namespace ${ns}`);
+      return { next: true };
+    }
 
     if (target.kind === 'local') {
       const started = performance.now();
@@ -216,7 +257,7 @@ export class PolicyRouter implements Router {
       report(target.endpoints.join(','), 'misconfigured', '', problem);
       return { next: true };
     }
-    const remote: RemoteTarget = { name: target.name, endpoints: target.endpoints, tls, serverCa: p.serverCa };
+    const remote: RemoteTarget = { name: target.name, endpoints: target.endpoints, tls, credentials: `${p.namespace}/${p.secretName}`, serverCa: p.serverCa };
     const decision = await this.#o.capacity.decide(remote, ns, req, Math.min(this.#o.capacityWaitMs, budget.remainingMs() / 4));
     if (decision.kind === 'skip') {
       report(target.endpoints.join(','), 'skipped-no-capacity', '', decision.reason);
@@ -224,14 +265,23 @@ export class PolicyRouter implements Router {
       return { next: true };
     }
     const forwardedKey = hash === null ? null : `${FORWARDED_KEY_PREFIX}${hash}`;
-    const result = await this.#o.remote.allocate(remote, forwardedRequestToWire(req, ns), {
-      budget,
-      idempotencyKey: forwardedKey,
-      reqId: ctx.reqId,
-      signal: ctx.signal,
-    });
-    for (const a of result.attempts) this.#observe(target, ns, ctx, a);
-    for (const a of result.attempts) if (a.outcome !== 'allocated') report(a.endpoint, a.ambiguous ? 'ambiguous' : a.outcome, a.code, a.message);
+    const wire = forwardedRequestToWire(withRequestId(req, requestId), ns);
+    const call = async (first?: string) => {
+      const r = await this.#o.remote.allocate(remote, wire, { budget, idempotencyKey: forwardedKey, reqId: ctx.reqId, signal: ctx.signal, ...(first !== undefined ? { first } : {}) });
+      for (const a of r.attempts) this.#observe(target, remote, ns, ctx, a);
+      // Our own words only: the remote's text is in the log line above.
+      for (const a of r.attempts) if (a.outcome !== 'allocated') attempts.push(attemptReport(target.name, a));
+      return r;
+    };
+    let result = await call();
+    const lost = result.ok ? undefined : result.attempts.at(-1);
+    if (lost?.ambiguous && forwardedKey !== null && this.#o.capacity.honoursIdempotencyKeys(remote) && !ctx.signal.aborted) {
+      // A gateway dedups by key: the repeat, to the same endpoint first, returns what the lost
+      // attempt allocated, or proves it allocated nothing (then the route may go on).
+      result = await call(lost.endpoint);
+      const again = result.ok ? undefined : result.attempts.at(-1);
+      if (again && !settled(again)) return { stop: ambiguousError(target.name, lost.endpoint, requestId, ctx, budget, attempts) };
+    }
     if (result.ok) {
       const allocation = responseFromWire(result.response, ns, result.endpoint);
       if (p.clusterName === '') return { done: allocation };
@@ -241,32 +291,26 @@ export class PolicyRouter implements Router {
     }
     const last = result.attempts.at(-1);
     if (last?.outcome === 'no-capacity') this.#o.capacity.noteNoCapacity(remote, ns, req);
+    // Sent and unanswered: the remote may have allocated. Another cluster could allocate a second
+    // GameServer, so the route ends here and the caller is told so, keyed or not.
+    if (last?.ambiguous) return { stop: ambiguousError(target.name, last.endpoint, requestId, ctx, budget, attempts) };
     if (last?.outcome === 'cancelled' || ctx.signal.aborted) return { stop: withAttempts(abortError(ctx.signal), attempts) };
-    if (last?.ambiguous && hash === null) {
-      const deadline = budget.remainingMs() === 0;
-      return {
-        stop: new AllocationError(
-          deadline ? 'DEADLINE_EXCEEDED' : 'ALL_TARGETS_FAILED',
-          `target ${target.name} (${last.endpoint}) may have allocated but its reply was lost (${last.code}: ${last.message}); ` +
-            'not tried elsewhere, to never allocate twice (send an idempotency key to allow fallback)',
-          { attempts, metadata: { ambiguous: 'true' } },
-        ),
-      };
-    }
     if (last?.outcome === 'no-budget' || budget.remainingMs() === 0) {
       return { stop: new AllocationError('DEADLINE_EXCEEDED', `the caller's deadline left no time for ${target.name} or later targets`, { attempts }) };
     }
     return { next: true };
   }
 
-  #observe(target: PlanTarget, namespace: string, ctx: RouteContext, a: RemoteAttempt): void {
+  #observe(target: PlanTarget, remoteTarget: RemoteTarget, namespace: string, ctx: RouteContext, a: RemoteAttempt): void {
     const { logger, metrics, remote } = this.#o;
     const outcome = a.ambiguous ? 'ambiguous' : a.outcome;
     metrics.remoteAttempts.inc({ target: target.name, endpoint: a.endpoint, outcome });
+    this.#o.statusBoard?.recordAttempt({ target: target.name, endpoint: a.endpoint, namespace, outcome, code: a.code, latencyMs: a.latencyMs });
     if (a.outcome !== 'breaker-open' && a.outcome !== 'no-budget') metrics.remoteSeconds.observe({ target: target.name, endpoint: a.endpoint }, a.latencyMs / 1000);
     const line = {
       reqId: ctx.reqId, namespace, target: target.name, endpoint: a.endpoint, outcome, code: a.code,
-      latencyMs: Math.round(a.latencyMs * 10) / 10, breaker: remote.breakerState(a.endpoint),
+      latencyMs: Math.round(a.latencyMs * 10) / 10, breaker: remote.breakerState(remoteTarget, a.endpoint),
+      ...(a.openedBy !== undefined ? { openedBy: a.openedBy } : {}), ...(a.tls !== undefined ? { tls: a.tls } : {}),
     };
     // A skip by an open breaker is routine while a remote is down (the breaker's opening was the news).
     if (a.outcome === 'allocated' || a.outcome === 'no-capacity' || a.outcome === 'breaker-open') logger.debug(line, 'remote attempt');
@@ -303,6 +347,10 @@ export class PolicyRouter implements Router {
         steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: t.problem });
         continue;
       }
+      if (this.#o.mayUse && !this.#o.mayUse(identity, p.targetNamespace)) {
+        steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: `forbidden: the caller may not use namespace ${p.targetNamespace}` });
+        continue;
+      }
       if (t.kind === 'local') {
         const ok = this.#o.engine.pick({ ...req, namespace: p.targetNamespace }) !== undefined;
         steps.push({ ...base, endpoints: [], decision: ok ? 'try' : 'skip', reason: ok ? 'local cluster has a match' : 'local cluster has no matching GameServer (no-capacity, no write)' });
@@ -316,15 +364,87 @@ export class PolicyRouter implements Router {
         steps.push({ ...base, endpoints: t.endpoints, decision: 'skip', reason: `misconfigured: ${(err as Error).message}` });
         continue;
       }
-      const remote: RemoteTarget = { name: t.name, endpoints: t.endpoints, tls, serverCa: p.serverCa };
+      const remote: RemoteTarget = { name: t.name, endpoints: t.endpoints, tls, credentials: `${p.namespace}/${p.secretName}`, serverCa: p.serverCa };
       const order = this.#o.remote.order(remote);
-      const open = order.filter((e) => this.#o.remote.breakerState(e) === 'open');
+      const open = order.filter((e) => this.#o.remote.breakerState(remote, e) === 'open');
       const d = await this.#o.capacity.decide(remote, p.targetNamespace, req, this.#o.capacityWaitMs);
       const breakerNote = open.length > 0 ? `; breaker open for ${open.join(', ')}` : '';
       steps.push({ ...base, endpoints: order, decision: d.kind, reason: (d.kind === 'skip' ? d.reason : d.note) + breakerNote });
     }
     return { multiCluster: true, steps, problems, randomized: plan.randomized && hash === null };
   }
+}
+
+/** Stable words for each attempt outcome (callers see these; the remote's own text goes to the log). */
+const OUTCOME_TEXT: Readonly<Record<string, string>> = {
+  'no-capacity': 'no GameServer matched the request',
+  rejected: 'the remote rejected the request as invalid',
+  denied: 'the remote refused the client credentials',
+  refused: 'the remote declined without allocating (overloaded, rate limited or not ready)',
+  cancelled: 'the caller left before the call was sent',
+  failed: 'the call failed; nothing was allocated',
+  ambiguous: 'the request was sent and no answer came back: the remote may have allocated',
+  'breaker-open': 'not attempted: the circuit breaker of this endpoint is open',
+  'no-budget': 'not attempted: too little of the caller\'s deadline was left',
+  'too-slow': 'not attempted: its recent answers took longer than the caller\'s deadline had left',
+};
+
+/**
+ * Whether a repeat's answer, with the same idempotency key, proves that no earlier attempt
+ * allocated: the remote checked the key and then found nothing or failed definitively. A refusal
+ * at its door (overload, rate limit) or no call at all proves nothing.
+ */
+function settled(a: RemoteAttempt): boolean {
+  return a.outcome === 'no-capacity' || a.outcome === 'rejected' || (a.outcome === 'failed' && a.sent && !a.ambiguous);
+}
+
+/** How an attempt is listed for the caller: stable words, plus what opened a breaker or failed a handshake. */
+function attemptReport(target: string, a: RemoteAttempt): AttemptReport {
+  const outcome = a.ambiguous ? 'ambiguous' : a.outcome;
+  let message = a.outcome === 'too-slow' ? a.message : (OUTCOME_TEXT[outcome] ?? outcome);
+  let cause: string | undefined;
+  if (a.outcome === 'breaker-open' && a.openedBy !== undefined) {
+    cause = a.openedBy;
+    message = `${message}, opened by ${BREAKER_CAUSE_TEXT[a.openedBy]}`;
+  } else if (a.tls !== undefined) {
+    cause = 'tls';
+    message = `the TLS handshake failed: ${a.tls}`;
+  }
+  return { target, endpoint: a.endpoint, outcome, code: a.code, message, ...(cause !== undefined ? { cause } : {}) };
+}
+
+const BREAKER_CAUSE_TEXT = {
+  tls: 'TLS handshake failures with these client credentials',
+  authentication: 'authentication failures with these client credentials',
+  failures: 'failed calls',
+} as const;
+
+/** The request identifier recorded on the GameServer: the caller's (or a peer gateway's) if set, else ours. */
+function requestIdOf(req: AllocationRequest, ctx: RouteContext): string {
+  const a = req.metadata.annotations;
+  return Object.hasOwn(a, REQUEST_ID_ANNOTATION) ? a[REQUEST_ID_ANNOTATION]! : ctx.reqId;
+}
+
+/** The request with the request identifier in its metadata, for the remote to write onto the GameServer. */
+function withRequestId(req: AllocationRequest, requestId: string): AllocationRequest {
+  return { ...req, metadata: { labels: req.metadata.labels, annotations: { ...req.metadata.annotations, [REQUEST_ID_ANNOTATION]: requestId } } };
+}
+
+/** The route ends on an attempt that may have allocated: the caller is told so, and where to look. */
+function ambiguousError(target: string, endpoint: string, requestId: string, ctx: RouteContext, budget: Budget, attempts: readonly AttemptReport[]): AllocationError {
+  const reason: Reason = ctx.signal.aborted ? abortError(ctx.signal).reason : budget.remainingMs() === 0 ? 'DEADLINE_EXCEEDED' : 'ALL_TARGETS_FAILED';
+  return new AllocationError(
+    reason,
+    `target ${target} may have allocated a GameServer for this request: the request was sent and no answer came back. ` +
+      `It was not tried elsewhere, so nothing is allocated twice; a GameServer allocated for it carries the annotation ${REQUEST_ID_ANNOTATION}=${requestId}`,
+    { attempts, metadata: { ambiguous: 'true', target, endpoint, requestId } },
+  );
+}
+
+/** A key is held to the request it was first used with ('' = recorded before fingerprints were kept). */
+function sameRequest(recorded: string | undefined, fingerprint: string): void {
+  if (recorded === undefined || recorded === '' || recorded === fingerprint) return;
+  throw new AllocationError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was already used with a different request; use a new key for a new request');
 }
 
 function withAttempts(err: AllocationError, attempts: readonly AttemptReport[]): AllocationError {
@@ -341,16 +461,20 @@ export function finalError(attempts: readonly AttemptReport[]): AllocationError 
   if (count > 0 && attempts.every((a) => noCapacity(a.outcome))) {
     reason = 'NO_GAME_SERVER';
     message = 'there is no available GameServer to allocate in any target';
+  } else if (attempts.some((a) => a.outcome === 'forbidden') && attempts.every((a) => a.outcome === 'forbidden' || noCapacity(a.outcome))) {
+    reason = 'PERMISSION_DENIED';
+    message = 'the caller may not use the namespaces of the targets that could serve this request';
   } else if (attempts.some((a) => a.outcome === 'rejected') && attempts.every((a) => a.outcome === 'rejected' || noCapacity(a.outcome))) {
     reason = 'REMOTE_REJECTED';
     const r = attempts.find((a) => a.outcome === 'rejected')!;
-    message = `remote ${r.target} (${r.endpoint}) rejected the request: ${r.code}: ${r.message.slice(0, 500)}`;
-  } else if (attempts.some((a) => a.outcome === 'no-budget')) {
+    // The remote's own text is logged (remote attempt failed), not passed on: it may describe the remote's internals.
+    message = `remote target ${r.target} rejected the request as invalid (${r.code}); its reason is in the gateway's log`;
+  } else if (attempts.some((a) => a.outcome === 'no-budget' || a.outcome === 'too-slow')) {
     reason = 'DEADLINE_EXCEEDED';
-    message = 'the caller\'s deadline ran out before a target served the request';
+    message = 'the caller\'s deadline ran out, or was too short for a target, before one served the request';
   } else {
     reason = 'ALL_TARGETS_FAILED';
-    message = `every target failed: ${attempts.map((a) => `${a.target}@${a.endpoint}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;
+    message = `every target failed: ${attempts.map((a) => `${a.target}: ${a.outcome}${a.code ? ` ${a.code}` : ''}`).join('; ')}`;
   }
   return new AllocationError(reason, message, { attempts });
 }

@@ -24,17 +24,21 @@ export interface NamespacePolicies {
   readonly policies: readonly AllocationPolicy[];
   /** Objects that could not be read as policies (reported, never silently dropped). */
   readonly problems: readonly PolicyProblem[];
+  /** The source does not serve this namespace at all (not configured). */
+  readonly unserved?: boolean;
 }
 
 /** Source of policies and secrets, per request namespace. */
 export interface PolicySource {
   /**
-   * The policies of a namespace. May start watching the namespace on first use and wait
-   * until its first list arrives (bounded by the signal).
+   * The policies of a namespace; waits until its first list arrives (bounded by the signal).
+   * A namespace the source does not serve has none, and no watch is started for it.
    */
   policies(namespace: string, signal: AbortSignal): Promise<NamespacePolicies>;
   /** The client secret `name` of `namespace`; throws SecretProblem when missing or incomplete. */
   secret(namespace: string, name: string, signal: AbortSignal): Promise<ClientSecret>;
+  /** Whether the source keeps policies for `namespace` (false: requests there find none). */
+  serves(namespace: string): boolean;
   /** Called after any change (policies or secrets), e.g. to log problems again. */
   onChange(listener: (namespace: string) => void): () => void;
   close(): Promise<void>;
@@ -43,7 +47,11 @@ export interface PolicySource {
 /** A policy source for deployments without multi-cluster policies: every namespace is empty. */
 export class EmptyPolicySource implements PolicySource {
   async policies(): Promise<NamespacePolicies> {
-    return { policies: [], problems: [] };
+    return { policies: [], problems: [], unserved: true };
+  }
+
+  serves(): boolean {
+    return false;
   }
 
   async secret(namespace: string, name: string): Promise<ClientSecret> {

@@ -1,5 +1,6 @@
 // GameServerAllocationPolicy (multicluster.agones.dev/v1) as the router sees it, read from a
 // Kubernetes object or a YAML document of the same shape. Problems are reported by path.
+import { own, setOwn } from '../allocation/records.ts';
 
 /** One policy's destination: this cluster (no endpoints) or remote allocators. */
 export interface AllocationPolicy {
@@ -39,7 +40,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
-  if (isObject(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  if (isObject(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') setOwn(out, k, x);
   return out;
 }
 
@@ -121,7 +122,7 @@ export function parsePolicy(obj: unknown, defaultNamespace = ''): ParsedPolicy {
 /** Policies whose labels carry every pair of the request's policySelector (empty = all). */
 export function selectPolicies(policies: readonly AllocationPolicy[], selector: Readonly<Record<string, string>>): AllocationPolicy[] {
   return policies.filter((p) => {
-    for (const k in selector) if (p.labels[k] !== selector[k]) return false;
+    for (const k in selector) if (own(p.labels, k) !== selector[k]) return false;
     return true;
   });
 }

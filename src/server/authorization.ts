@@ -1,4 +1,5 @@
-// Per-client authorization: which verified client identity (certificate SAN URI, SAN DNS or CN)
+// Per-client authorization: which verified client identity ("uri:…", "dns:…" or "cn:…": the
+// certificate's first SAN URI, else SAN DNS, else subject CN, with its kind)
 // may allocate in which namespaces, and whether it may ask for multi-cluster forwarding.
 // 'open' (default, as agones-allocator): identities without an entry may do anything, listed
 // ones are held to their entry. 'enforce': identities without an entry are refused.
@@ -35,6 +36,13 @@ export class Authorizer {
     if (identity === null || !Object.hasOwn(this.#o.clients, identity)) throw this.#denied(identity, 'is not listed in authorization.clients');
   }
 
+  /** Whether `identity` may act in `namespace` (allocate there, read its capacity or routes). */
+  mayUse(identity: string | null, namespace: string): boolean {
+    const grant = identity !== null && Object.hasOwn(this.#o.clients, identity) ? this.#o.clients[identity] : undefined;
+    if (!grant) return this.#o.mode === 'open';
+    return grant.namespaces.includes('*') || grant.namespaces.includes(namespace);
+  }
+
   /** Throws PERMISSION_DENIED unless `identity` may allocate in `namespace` (with forwarding when `multiCluster`). */
   check(identity: string | null, namespace: string, multiCluster: boolean): void {
     const grant = identity !== null && Object.hasOwn(this.#o.clients, identity) ? this.#o.clients[identity] : undefined;
@@ -42,9 +50,7 @@ export class Authorizer {
       if (this.#o.mode === 'open') return;
       throw this.#denied(identity, 'is not listed in authorization.clients', namespace);
     }
-    if (!grant.namespaces.includes('*') && !grant.namespaces.includes(namespace)) {
-      throw this.#denied(identity, `may not allocate in namespace ${namespace}`, namespace);
-    }
+    if (!this.mayUse(identity, namespace)) throw this.#denied(identity, `may not allocate in namespace ${namespace}`, namespace);
     if (multiCluster && !grant.multiCluster) throw this.#denied(identity, 'may not request multi-cluster allocation', namespace);
   }
 

@@ -1,11 +1,14 @@
 // Per-call facts both front doors derive the same way: request id, deadline, abort signal.
 import { randomUUID } from 'node:crypto';
+import type { TraceCarrier } from '../observability/tracing.ts';
 import type { RouteContext } from '../router/router.ts';
 
 /** Door-independent call context; `done()` releases its timer. */
 export interface CallContext extends RouteContext {
   readonly door: 'grpc' | 'rest';
   readonly startedAt: number;
+  /** The caller's W3C trace context (traceparent, tracestate), if it sent one. */
+  readonly trace: TraceCarrier;
   /** Aborts the call (e.g. the client went away). */
   cancel(): void;
   done(): void;
@@ -24,6 +27,8 @@ export function createCallContext(opts: {
   requestId?: string | undefined;
   identity: string | null;
   idempotencyKey?: string | undefined;
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
 }): CallContext {
   const startedAt = Date.now();
   // Timers hold at most 2^31-1 ms; a longer deadline would overflow into an immediate timeout.
@@ -37,6 +42,7 @@ export function createCallContext(opts: {
   return {
     door: opts.door,
     startedAt,
+    trace: opts.traceparent ? { traceparent: opts.traceparent, ...(opts.tracestate ? { tracestate: opts.tracestate } : {}) } : {},
     deadlineMs,
     signal: controller.signal,
     // A caller-supplied id is kept only when it is safe to log verbatim.

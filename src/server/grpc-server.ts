@@ -1,20 +1,24 @@
 // The gRPC door: AllocationService over mTLS, plus grpc.health.v1 and server reflection.
 import * as grpc from '@grpc/grpc-js';
+import type { TLSSocket } from 'node:tls';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { WireAllocationRequest, WireAllocationResponse } from '../allocation/wire.ts';
 import type { AllocateHandler } from './allocate-handler.ts';
 import { createCallContext, MAX_TIMER_MS } from './call-context.ts';
-import { packageDefinition } from '../protocol/proto.ts';
-import { decodeRequest } from '../protocol/request-decoder.ts';
+import { packageDefinition, protoRoot } from '../protocol/proto.ts';
+import { boundedDecoder, decodeRequest } from '../protocol/request-decoder.ts';
 import { reflectionDefinition } from '../protocol/reflection.ts';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { toServiceError, toWireError } from './status.ts';
 import { AllocationError } from '../allocation/errors.ts';
+import { CLUSTER_ANNOTATION } from '../allocation/reserved-annotations.ts';
 import { clientIdentity, grpcServerCredentials, hasClientAuthUsage, type TlsWatcher } from './tls.ts';
 import type { Admission } from './admission.ts';
 import type { Authorizer } from './authorization.ts';
-import { applySocketLimits, grpcJsServers, type SocketLimits } from './socket-limits.ts';
+import { applySocketLimits, DEFAULT_SOCKET_LIMITS, grpcJsServers, type SocketLimits } from './socket-limits.ts';
+import { applyReceiveLimits, type ReceiveLimits } from './receive-limits.ts';
+import { enforceClientTrust } from './client-trust.ts';
 
 /** Matches agones-allocator's listener: clients may ping at most once a minute. */
 export const KEEPALIVE = {
@@ -27,7 +31,7 @@ export const KEEPALIVE = {
 } as const;
 
 /** grpc-js options of the gateway's listener (the benchmark's no-op baseline uses the same). */
-export function listenerOptions(o: Pick<GrpcServerOptions, 'maxReceiveMessageBytes' | 'maxConcurrentStreams' | 'maxSessionMemoryMiB'>): grpc.ServerOptions {
+export function listenerOptions(o: Pick<GrpcServerOptions, 'maxReceiveMessageBytes' | 'maxConcurrentStreams' | 'maxSessionMemoryMiB' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs'>): grpc.ServerOptions {
   return {
     'grpc.max_receive_message_length': o.maxReceiveMessageBytes,
     'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
@@ -36,6 +40,9 @@ export function listenerOptions(o: Pick<GrpcServerOptions, 'maxReceiveMessageByt
     // A caller cannot open unbounded streams or buffer unbounded frames on one connection.
     'grpc.max_concurrent_streams': o.maxConcurrentStreams ?? 128,
     'grpc-node.max_session_memory': o.maxSessionMemoryMiB ?? 16,
+    // Connections authenticated by a since-removed CA or a since-expired certificate do not live on.
+    'grpc.max_connection_age_ms': o.maxConnectionAgeMs ?? 30 * 60_000,
+    'grpc.max_connection_age_grace_ms': o.maxConnectionAgeGraceMs ?? 30_000,
   };
 }
 
@@ -50,11 +57,17 @@ export interface GrpcServerOptions {
   readonly maxConcurrentStreams?: number;
   /** HTTP/2 session memory (MiB) per connection before new streams are refused. */
   readonly maxSessionMemoryMiB?: number;
+  /** Connections older than this get GOAWAY (grpc-js adds ±10 % jitter), as do those whose client certificate expires or whose CA is removed; default 30 min. */
+  readonly maxConnectionAgeMs?: number;
+  /** Calls in flight after that GOAWAY get this long before the connection is cut; default 30 s. */
+  readonly maxConnectionAgeGraceMs?: number;
   /** Applied to the extra services too (Allocate gets it through the handler). */
   readonly admission?: Admission;
   readonly authorizer?: Authorizer;
   /** Connection count and TLS handshake time limits. */
   readonly socketLimits?: SocketLimits;
+  /** Bounds on request bytes received but not yet complete, and on how long receiving may take. */
+  readonly receiveLimits?: ReceiveLimits;
   /** Extra unary services on the same port and TLS (e.g. gateway.v1.GatewayService). */
   readonly extraServices?: readonly ExtraService[];
 }
@@ -71,7 +84,6 @@ export interface ExtraService {
 
 /** Response trailer naming the policy's clusterName that served an allocation. */
 export const CLUSTER_TRAILER = 'x-allocator-cluster';
-const CLUSTER_ANNOTATION = 'allocator-gateway.dev/cluster';
 
 const SERVICE = 'allocation.AllocationService';
 /** Marks a request whose bytes could not be decoded (the error rides along). */
@@ -103,35 +115,58 @@ function peerOf(call: grpc.ServerUnaryCall<unknown, unknown>): Peer {
   return peer;
 }
 
+/**
+ * The service with each listed method's deserializer replaced by a bounded decoder that never
+ * throws (grpc-js answers INTERNAL when one does): a decode error rides along to the handler.
+ */
+function withSafeDecoding(service: grpc.ServiceDefinition, decoders: Record<string, (bytes: Buffer) => unknown>): grpc.ServiceDefinition {
+  const safe: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...service };
+  for (const [method, decode] of Object.entries(decoders)) {
+    safe[method] = {
+      ...service[method]!,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return { [DECODE_ERROR]: err };
+        }
+      },
+    };
+  }
+  return safe as grpc.ServiceDefinition;
+}
+
+/** The decode error a safe deserializer attached to the request, if any. */
+function decodeErrorOf(request: unknown): unknown {
+  return (request as { [DECODE_ERROR]?: unknown } | null)?.[DECODE_ERROR];
+}
+
 export class GrpcServer {
   readonly #server: grpc.Server;
   readonly #opts: GrpcServerOptions;
   readonly health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
   #port = 0;
+  #stopTrust: () => void = () => {};
 
   constructor(opts: GrpcServerOptions) {
     this.#opts = opts;
     this.#server = new grpc.Server(listenerOptions(opts));
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
-    // grpc-js answers INTERNAL when a deserializer throws: ours never does, it hands the error on.
-    const safe: grpc.ServiceDefinition = {
-      ...service,
-      Allocate: {
-        ...service.Allocate!,
-        requestDeserialize: (bytes: Buffer) => {
-          try {
-            return decodeRequest(bytes);
-          } catch (err) {
-            return { [DECODE_ERROR]: err };
-          }
-        },
-      },
-    };
-    this.#server.addService(safe, { Allocate: this.#allocate.bind(this) });
+    this.#server.addService(withSafeDecoding(service, { Allocate: decodeRequest }), { Allocate: this.#allocate.bind(this) });
     for (const extra of opts.extraServices ?? []) {
       const impl: grpc.UntypedServiceImplementation = {};
       for (const [method, handler] of Object.entries(extra.handlers)) impl[method] = this.#unary(handler);
-      this.#server.addService(extra.definition as grpc.ServiceDefinition, impl);
+      // Every method gets Allocate's bounded decoding: the generic deserializer would decode
+      // millions of empty entries (seconds of CPU, a GiB of heap) before any check.
+      const definition = extra.definition as grpc.ServiceDefinition;
+      const pkg = extra.name.slice(0, extra.name.lastIndexOf('.'));
+      const decoders = Object.fromEntries(
+        Object.entries(definition).map(([method, m]) => {
+          const typeName = (m as unknown as { requestType: { type: { name: string } } }).requestType.type.name;
+          return [method, boundedDecoder(protoRoot.lookupType(`${pkg}.${typeName}`), m.requestDeserialize)];
+        }),
+      );
+      this.#server.addService(withSafeDecoding(definition, decoders), impl);
     }
     this.health.addToServer(this.#server);
     const extra = Object.fromEntries((opts.extraServices ?? []).map((e) => [e.name, e.definition])) as PackageDefinition;
@@ -155,9 +190,11 @@ export class GrpcServer {
       requestId: first('x-request-id'),
       identity: peer.identity,
       idempotencyKey: first('idempotency-key'),
+      traceparent: first('traceparent'),
+      tracestate: first('tracestate'),
     });
     call.on('cancelled', () => ctx.cancel());
-    const decodeError = (call.request as { [DECODE_ERROR]?: unknown })[DECODE_ERROR];
+    const decodeError = decodeErrorOf(call.request);
     const input = decodeError === undefined ? call.request : () => Promise.reject(decodeError);
     const outcome = peer.clientAuth
       ? await this.#opts.handler.handle(input, ctx)
@@ -184,7 +221,10 @@ export class GrpcServer {
       try {
         this.#opts.authorizer?.checkKnown(identity);
         release = this.#opts.admission?.admit(identity);
+        const decodeError = decodeErrorOf(call.request);
+        if (decodeError !== undefined) throw decodeError;
       } catch (err) {
+        release?.();
         callback(toServiceError(toWireError(err)) as grpc.ServiceError);
         return;
       }
@@ -210,7 +250,12 @@ export class GrpcServer {
         err ? reject(err) : resolve(port),
       );
     });
-    for (const server of grpcJsServers(this.#server)) applySocketLimits(server, this.#opts.socketLimits ?? { maxConnections: 1024, handshakeTimeoutMs: 10_000 });
+    const servers = grpcJsServers(this.#server);
+    const identityOf = (socket: TLSSocket): string => clientIdentity(socket.getPeerCertificate()) ?? '(anonymous)';
+    for (const server of servers) applySocketLimits(server, this.#opts.socketLimits ?? DEFAULT_SOCKET_LIMITS, identityOf);
+    const session = (this.#opts.maxSessionMemoryMiB ?? 16) * 1024 * 1024;
+    applyReceiveLimits(servers, this.#opts.receiveLimits ?? { perConnectionBytes: session, perClientBytes: 32 * 1024 * 1024, totalBytes: 128 * 1024 * 1024, timeoutMs: 10_000 }, identityOf);
+    this.#stopTrust = enforceClientTrust(servers, this.#opts.tls, this.#opts.maxConnectionAgeGraceMs ?? 30_000);
     // Until the certificates reach the listener it drops every connection.
     await this.#opts.tls.delivered();
     return this.#port;
@@ -228,6 +273,7 @@ export class GrpcServer {
 
   /** Stops accepting; waits for in-flight calls up to graceMs, then cancels the rest. */
   async close(graceMs: number): Promise<void> {
+    this.#stopTrust();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#server.forceShutdown();

@@ -25,8 +25,17 @@ const CODES = {
   PERMISSION_DENIED: [status.PERMISSION_DENIED, 403],
   UNAUTHENTICATED: [status.UNAUTHENTICATED, 401],
   IDEMPOTENCY_CONFLICT: [status.ALREADY_EXISTS, 409],
+  // As the IETF Idempotency-Key draft: a key reused with a different request is 422, never the earlier result.
+  IDEMPOTENCY_KEY_REUSED: [status.FAILED_PRECONDITION, 422],
+  UPDATE_REJECTED: [status.UNKNOWN, 500], // as agones-allocator answers "could not update the selected GameServer"
   INTERNAL: [status.INTERNAL, 500],
 } as const satisfies Record<Reason, readonly [grpc.status, number]>;
+
+/**
+ * HTTP status answered for "no GameServer" (agones-allocator's HTTP_UNALLOCATED_STATUS_CODE, default 429); the gRPC
+ * code follows it as in agones-allocator: 429 → RESOURCE_EXHAUSTED, 503 → UNAVAILABLE (for meshes that retry 429).
+ */
+export type UnallocatedStatus = 429 | 503;
 
 /** A failure ready to send: gRPC code, HTTP status, message and ErrorInfo. */
 export interface WireError {
@@ -38,13 +47,15 @@ export interface WireError {
 }
 
 /** Classifies any thrown value; unknown errors become INTERNAL without leaking their text. */
-export function toWireError(err: unknown): WireError {
+export function toWireError(err: unknown, unallocated: UnallocatedStatus = 429): WireError {
   if (!(err instanceof AllocationError)) {
     return { code: status.INTERNAL, http: 500, message: 'internal error', reason: 'INTERNAL', metadata: {} };
   }
-  const [code, http] = CODES[err.reason];
+  const [code, http] = err.reason === 'NO_GAME_SERVER' && unallocated === 503 ? [status.UNAVAILABLE, 503] : CODES[err.reason];
   const metadata: Record<string, string> = { ...err.metadata };
-  if (err.attempts.length > 0) metadata.attempts = JSON.stringify(err.attempts);
+  // Each attempt's text (a remote's error, TLS errors, secret problems) stays in the log: callers
+  // get target, endpoint, outcome and code, which they can switch on.
+  if (err.attempts.length > 0) metadata.attempts = JSON.stringify(err.attempts.map(({ message: _text, ...safe }) => safe));
   return { code, http, message: err.message, reason: err.reason, metadata };
 }
 

@@ -180,13 +180,16 @@ export function grpcServerCredentials(watcher: TlsWatcher): grpc.ServerCredentia
 /** The verified client's identity: SAN URI, else SAN DNS, else subject CN. */
 export function clientIdentity(cert: PeerCertificate | undefined | null): string | null {
   if (!cert || Object.keys(cert).length === 0) return null;
+  // The kind is part of the identity: a subject CN may hold any text, so a bare "spiffe://a" from
+  // a CN must not be taken for the URI SAN "spiffe://a" (nor a DNS SAN for a CN of the same text).
   const sans = (cert.subjectaltname ?? '').split(', ').filter(Boolean);
   const uri = sans.find((s) => s.startsWith('URI:'));
-  if (uri) return uri.slice(4);
+  if (uri) return `uri:${uri.slice(4)}`;
   const dns = sans.find((s) => s.startsWith('DNS:'));
-  if (dns) return dns.slice(4);
+  if (dns) return `dns:${dns.slice(4)}`;
   const cn = cert.subject?.CN;
-  return (Array.isArray(cn) ? cn[0] : cn) ?? null;
+  const name = Array.isArray(cn) ? cn[0] : cn;
+  return name ? `cn:${name}` : null;
 }
 
 /** OpenSSL rejects a client EKU without clientAuth; this also rejects a certificate with no EKU at all. */

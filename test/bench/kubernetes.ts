@@ -1,7 +1,8 @@
 // Benchmark: the gateway on a real kube-apiserver + etcd (test/cluster/control-plane.ts). Load from
 // ghz in its own process. Prints allocations/s and p50/p99 with 1 and 2 gateway replicas, CPU per
 // allocation of the gateway and of the API server (and etcd), a lone request's latency, and the
-// GameServer cache's memory and sync time for a large pool, next to design.md's targets.
+// GameServer cache's memory and sync time for a large pool, and throughput with Kubernetes Events on
+// (the default write budget) and off, next to design.md's targets.
 // Runnable alone: `node test/bench/kubernetes.ts` (about 2–3 minutes); `npm run bench` calls benchKubernetes().
 // Sizes: BENCH_K8S_POOL (Ready GameServers for the load runs, default 2,000), BENCH_K8S_LARGE
 // (GameServers for the memory/sync run, default 20,000; 0 skips it).
@@ -40,7 +41,7 @@ interface Gateway extends Proc {
 const SELECTOR = { matchLabels: { mode: 'bench' } };
 
 /** A gateway child process on the control plane, serving `namespaces`; resolves once its cache synced. */
-async function startGateway(cp: ControlPlane, certs: Certs, namespaces: string[]): Promise<Gateway> {
+async function startGateway(cp: ControlPlane, certs: Certs, namespaces: string[], extraArgs: string[] = []): Promise<Gateway> {
   let listening: Record<string, unknown> | undefined;
   let synced: Record<string, unknown> | undefined;
   // BENCH_K8S_CPU_PROF=DIR writes each gateway's V8 CPU profile there (on exit)
@@ -52,7 +53,7 @@ async function startGateway(cp: ControlPlane, certs: Certs, namespaces: string[]
       `--tls.certFile=${certs.serverCertFile}`, `--tls.keyFile=${certs.serverKeyFile}`, `--tls.clientCaDir=${certs.clientCaDir}`,
       // The gateway's defaults (qps, burst and all): the figures are printed beside design.md's targets.
       '--cluster.kind=kubernetes', `--cluster.kubeconfig=${cp.kubeconfigPath}`, `--cluster.namespaces=${JSON.stringify(namespaces)}`,
-      '--log.level=info',
+      '--log.level=info', ...extraArgs,
     ],
     (l) => {
       if (l.msg === 'gateway listening') listening = l;
@@ -119,6 +120,13 @@ async function measure(name: string, bin: string, certs: Certs, cp: ControlPlane
     etcdCpuMs: per(cpu[gateways.length + 1]!),
     codes,
   };
+}
+
+/** Kubernetes Events a gateway wrote and dropped so far (its /metrics). */
+async function eventCounts(opsPort: number): Promise<{ written: number; dropped: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  const sum = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  return { written: sum('gateway_kubernetes_events_written_total'), dropped: sum('gateway_kubernetes_events_dropped_total') };
 }
 
 /** POSTs `count` Ready GameServers into `namespace`, `concurrency` at a time. */
@@ -202,11 +210,11 @@ export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promis
   const pool = opts.pool ?? Number(process.env.BENCH_K8S_POOL ?? 2_000);
   const large = opts.largePool ?? Number(process.env.BENCH_K8S_LARGE ?? 20_000);
   const loneCallsDefault = 200;
-  // warm-ups take 300; what is left is split between the 1- and 2-replica runs
-  const calls = opts.calls ?? Math.floor((pool - (opts.loneCalls ?? loneCallsDefault) - 400) / 2);
+  // warm-ups take 400; what is left is split between the 1-replica (events off, on) and 2-replica runs
+  const calls = opts.calls ?? Math.floor((pool - (opts.loneCalls ?? loneCallsDefault) - 500) / 3);
   const concurrency = opts.concurrency ?? 32;
   const loneCalls = opts.loneCalls ?? loneCallsDefault;
-  if (calls < 100 || 2 * calls + loneCalls + 300 > pool) throw new Error(`pool ${pool} too small for ${calls} calls per run`);
+  if (calls < 100 || 3 * calls + loneCalls + 400 > pool) throw new Error(`pool ${pool} too small for ${calls} calls per run`);
   const started = performance.now();
   const load = loadavg()[0]!;
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-k8s-'));
@@ -220,12 +228,21 @@ export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promis
     const createSeconds = await createPool(cp, 'bench', pool);
     notes.push(`${pool} Ready GameServers created through the API in ${createSeconds.toFixed(1)} s (${(pool / createSeconds).toFixed(0)}/s)`);
 
-    // one replica
+    // events off first: it should be no faster than the default (events on) measured after it
+    const off = await startGateway(cp, certs, ['bench'], ['--cluster.events.enabled=false']);
+    procs.push(off);
+    await ghzRun(bin, certs, off.port, 8, 100);
+    const noEvents = await measure('1 replica, events off', bin, certs, cp, [off], concurrency, calls);
+    await off.stop();
+    procs.splice(0);
+
+    // one replica (Kubernetes Events on: the default)
     const a = await startGateway(cp, certs, ['bench']);
     procs.push(a);
     await ghzRun(bin, certs, a.port, 8, 200); // warm-up: JIT, TLS, keep-alive connections to the API server
     const one = await measure('1 replica', bin, certs, cp, [a], concurrency, calls);
     const lone = await measure('1 replica, 1 in flight', bin, certs, cp, [a], 1, loneCalls);
+    const events = await eventCounts(a.opsPort);
 
     // two replicas
     const b = await startGateway(cp, certs, ['bench']);
@@ -272,12 +289,13 @@ export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promis
     }
 
     const rows: (string | number)[][] = [['run', 'ok/calls', 'allocs/s', 'p50 ms', 'p99 ms', 'gateway CPU ms/alloc', 'API server CPU ms/alloc', 'etcd CPU ms/alloc']];
-    for (const m of [one, two, lone]) rows.push([m.name, `${m.ok}/${m.count}`, m.rps, m.p50Ms, m.p99Ms, m.gatewayCpuMs, m.apiServerCpuMs, m.etcdCpuMs]);
+    for (const m of [one, noEvents, two, lone]) rows.push([m.name, `${m.ok}/${m.count}`, m.rps, m.p50Ms, m.p99Ms, m.gatewayCpuMs, m.apiServerCpuMs, m.etcdCpuMs]);
     const target: (string | number)[][] = [['figure', 'measured', 'target (design.md) / reference']];
     target.push(['gateway CPU per allocation (1 replica)', `${one.gatewayCpuMs.toFixed(2)} ms`, '≤ 0.4 ms (agones-allocator: 1.5–1.7 ms)']);
     target.push(['gateway CPU per allocation (2 replicas, summed)', `${two.gatewayCpuMs.toFixed(2)} ms`, '≤ 0.4 ms']);
     target.push(['API server CPU per allocation', `${one.apiServerCpuMs.toFixed(2)} ms`, 'reference: agones-allocator costs it 2.3–2.7 ms']);
     target.push(['lone request p50 (concurrency 1)', `${lone.p50Ms.toFixed(2)} ms`, '≤ 8 ms (no batching window)']);
+    target.push(['allocations/s with Kubernetes Events on (default budget) / off', `${one.rps.toFixed(0)} / ${noEvents.rps.toFixed(0)} (${((one.rps / noEvents.rps) * 100).toFixed(0)} %)`, 'on ≥ 90 % of off']);
     target.push(['allocations/s, 1 replica / 2 replicas', `${one.rps.toFixed(0)} / ${two.rps.toFixed(0)}`, 'reference: agones-allocator 354 → 98 /s as Allocated ones pile up']);
     if (memory) {
       const per100k = memory.baseMiB + (memory.perGsBytes * 100_000) / 1024 / 1024;
@@ -289,8 +307,9 @@ export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promis
       target.push([`cache sync (list), ${large} GameServers`, `${memory.syncS.toFixed(2)} s`, '']);
       target.push(['  → 100k GameServers (linear extrapolation)', `≈ ${sync100k.toFixed(1)} s`, '≤ 10 s']);
     }
-    for (const m of [one, two, lone]) if (m.ok !== m.count) notes.push(`!! ${m.name}: ${m.count - m.ok} calls failed: ${JSON.stringify(m.codes)}`);
-    notes.push(`after the runs ${allocated} GameServers are Allocated (every success wrote one); the 2-replica run started with ${calls + loneCalls + 300} Allocated ones in the namespace`);
+    notes.push(`Kubernetes Events of the events-on replica (warm-up, 1 replica, 1 in flight: ${200 + calls + loneCalls} allocations): ${events.written} written, ${events.dropped} dropped over the write budget`);
+    for (const m of [one, noEvents, two, lone]) if (m.ok !== m.count) notes.push(`!! ${m.name}: ${m.count - m.ok} calls failed: ${JSON.stringify(m.codes)}`);
+    notes.push(`after the runs ${allocated} GameServers are Allocated (every success wrote one); the 2-replica run started with ${2 * calls + loneCalls + 400} Allocated ones in the namespace`);
     notes.push(`concurrency ${concurrency} in total (split over replicas), ${calls} calls per run, ghz with 1 connection per replica; CPU from /proc of each process during the run`);
     notes.push(`machine load average (1 min) at the start: ${load.toFixed(2)} on ${availableParallelism()} CPUs; figures from a busy machine are not comparable`);
     notes.push(`whole benchmark ${((performance.now() - started) / 1000).toFixed(0)} s`);

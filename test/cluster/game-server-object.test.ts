@@ -7,6 +7,7 @@ import {
   toGameServerObject,
   type GameServerObject,
 } from '../../src/cluster/kubernetes/game-server-object.ts';
+import { parseExact, stringifyExact } from '../../src/allocation/exact-json.ts';
 import { ObjectPacker } from '../../src/cluster/kubernetes/packed-object.ts';
 import { TokenBucket } from '../../src/cluster/kubernetes/token-bucket.ts';
 
@@ -188,4 +189,41 @@ test('ObjectPacker: round trip without managedFields; what a fleet shares is hel
   assert.equal(packer.sharedParts, 0);
   const bare: GameServerObject = { metadata: { name: 'x', namespace: 'n', resourceVersion: '3' } };
   assert.deepEqual(packer.unpack(packer.pack(bare), toGameServer(bare)), bare);
+});
+
+test('map keys that are JavaScript object properties ("__proto__", "constructor") are ordinary keys both ways', () => {
+  const obj = JSON.parse(`{"apiVersion":"agones.dev/v1","kind":"GameServer","metadata":{"name":"g","namespace":"ns","resourceVersion":"7",
+    "labels":{"constructor":"x"},"annotations":{"toString":"y"}},
+    "status":{"state":"Ready","counters":{"__proto__":{"count":1,"capacity":2},"valueOf":{"count":0,"capacity":1}},
+    "lists":{"__proto__":{"capacity":3,"values":["a"]}}}}`) as GameServerObject;
+  const packer = new ObjectPacker();
+  const gs = toGameServer(obj);
+  assert.deepEqual(Object.keys(gs.counters), ['__proto__', 'valueOf']);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(gs.counters, '__proto__')?.value, { count: 1, capacity: 2 });
+  assert.deepEqual(Object.keys(gs.lists), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(gs.counters), Object.prototype);
+  const back = toGameServerObject(gs, packer.unpack(packer.pack(obj), gs));
+  assert.equal(
+    JSON.stringify(back.status?.counters),
+    '{"__proto__":{"count":1,"capacity":2},"valueOf":{"count":0,"capacity":1}}',
+  );
+  assert.equal(JSON.stringify(back.status?.lists), '{"__proto__":{"capacity":3,"values":["a"]}}');
+  assert.equal(JSON.stringify(back.metadata.labels), '{"constructor":"x"}');
+});
+
+test('int64 beyond 2^53 is read exactly from the API server\'s JSON and written back digit for digit, changed or not', () => {
+  const text = `{"apiVersion":"agones.dev/v1","kind":"GameServer","metadata":{"name":"g","namespace":"ns","resourceVersion":"7"},
+    "spec":{"future":{"big":12345678901234567891}},
+    "status":{"state":"Ready","counters":{"a":{"count":9007199254740993,"capacity":9223372036854775807},"b":{"count":1,"capacity":2}},
+    "players":{"count":9007199254740995,"capacity":9223372036854775807,"ids":[]}}}`;
+  const obj = parseExact(text) as GameServerObject;
+  const gs = toGameServer(obj);
+  assert.equal(gs.counters['a']?.count, 9007199254740993n);
+  assert.equal(gs.counters['b']?.count, 1); // safe values stay numbers
+  const packer = new ObjectPacker();
+  const back = stringifyExact(toGameServerObject({ ...gs, counters: { ...gs.counters, b: { count: 2, capacity: 2 } } }, packer.unpack(packer.pack(obj), gs)));
+  assert.match(back, /"a":\{"count":9007199254740993,"capacity":9223372036854775807\}/);
+  assert.match(back, /"b":\{"count":2,"capacity":2\}/);
+  assert.match(back, /"big":12345678901234567891/);
+  assert.match(back, /"players":\{"ids":\[\],"count":9007199254740995,"capacity":9223372036854775807\}/);
 });

@@ -2,13 +2,17 @@
 // Each case runs twice, through each door against identical clusters; the doors must agree.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { parse as parseYaml } from 'yaml';
+import { ChannelPool } from '../../src/remote/channel-pool.ts';
 import type { GameServer } from '../../src/allocation/types.ts';
 import type { WireAllocationRequest } from '../../src/allocation/wire.ts';
 import { AllocatorError } from '../../src/client/index.ts';
 import { ResponseType } from '../../src/protocol/proto.ts';
 import { toJson } from '../../src/protocol/proto-json.ts';
 import { devCerts } from '../helpers/certs.ts';
-import { gameServer as gs } from '../helpers/game-servers.ts';
+import { gameServer as gs, OBJECT_PROPERTY_NAMES } from '../helpers/game-servers.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 
 interface Case {
@@ -247,7 +251,90 @@ const CASES: Case[] = [
     request: { namespace: 'default', gameServerSelectors: [{ counters: { rooms: { minCount: '-1' } } }] },
     expect: { code: 'INVALID_ARGUMENT' },
   },
+  ...objectPropertyKeyCases(),
 ];
+
+/**
+ * Issue 12 item 1: names that are also properties of every JavaScript object. For Agones (Go
+ * maps) they are ordinary strings: a name the GameServer lacks does not match and its action is
+ * skipped; a name it has behaves like any other.
+ */
+function objectPropertyKeyCases(): Case[] {
+  const own = (m: object) => Object.keys(m).sort();
+  const cases: Case[] = [
+    {
+      name: 'object-property keys: a list action on "constructor" the GameServer lacks is skipped',
+      cluster: [gs({ name: 'a', lists: { players: list(8, []) } })],
+      request: { namespace: 'default', lists: { constructor: { addValues: ['p1'] } } },
+      expect: 'a',
+      check: (res, stored) => {
+        assert.deepEqual(res.lists, { players: { values: [], capacity: '8' } });
+        assert.deepEqual(own(stored.lists), ['players']);
+      },
+    },
+    {
+      name: 'object-property keys: a selector on list "toString" the GameServer lacks falls through to the next selector',
+      cluster: [gs({ name: 'a', labels: { pool: 'second' } })],
+      request: { namespace: 'default', gameServerSelectors: [{ lists: { toString: {} } }, {}] },
+      expect: 'a',
+    },
+    {
+      name: 'object-property keys: a counter action on "constructor" the GameServer lacks is skipped',
+      cluster: [gs({ name: 'a', counters: { rooms: counter(1, 4) } })],
+      request: { namespace: 'default', counters: { constructor: { action: { value: 'Increment' }, amount: { value: '1' } } } },
+      expect: 'a',
+      check: (res, stored) => {
+        assert.deepEqual(res.counters, { rooms: { count: '1', capacity: '4' } });
+        assert.deepEqual(own(stored.counters), ['rooms']);
+      },
+    },
+  ];
+  for (const k of OBJECT_PROPERTY_NAMES) {
+    cases.push(
+      {
+        name: `object-property key ${JSON.stringify(k)}: selectors on it never match a GameServer without it`,
+        cluster: [gs({ name: 'a' }), gs({ name: 'b', labels: { pool: 'last' } })],
+        request: {
+          namespace: 'default',
+          gameServerSelectors: [{ counters: { [k]: {} } }, { lists: { [k]: {} } }, { matchLabels: { pool: 'last' } }],
+          priorities: [{ type: 'Counter', key: k }, { type: 'List', key: k, order: 'Descending' }],
+          counters: { [k]: { action: { value: 'Decrement' }, amount: { value: '1' }, capacity: { value: '3' } } },
+          lists: { [k]: { addValues: ['x'], deleteValues: ['y'], capacity: { value: '2' } } },
+        },
+        expect: 'b',
+        check: (res, stored) => {
+          assert.deepEqual(res.counters, {});
+          assert.deepEqual(res.lists, {});
+          assert.deepEqual(own(stored.counters), []);
+          assert.deepEqual(own(stored.lists), []);
+        },
+      },
+      {
+        name: `object-property key ${JSON.stringify(k)}: a GameServer that has it is selected, ordered and changed like any other`,
+        cluster: [
+          gs({ name: 'a', counters: { [k]: counter(1, 5) }, lists: { [k]: list(3, ['v']) } }),
+          gs({ name: 'b', counters: { [k]: counter(0, 5) }, lists: { [k]: list(3, ['v']) } }),
+          gs({ name: 'c', counters: { [k]: counter(5, 5) }, lists: { [k]: list(3, ['v']) } }),
+        ],
+        request: {
+          namespace: 'default',
+          gameServerSelectors: [{ counters: { [k]: { minAvailable: 1 } }, lists: { [k]: { containsValue: 'v' } } }],
+          priorities: [{ type: 'Counter', key: k, order: 'Descending' }],
+          counters: { [k]: { action: { value: 'Increment' }, amount: { value: '2' } } },
+          lists: { [k]: { addValues: ['w'] } },
+        },
+        expect: 'b',
+        check: (res, stored) => {
+          assert.deepEqual(res.counters, Object.fromEntries([[k, { count: '2', capacity: '5' }]]));
+          assert.deepEqual(res.lists, Object.fromEntries([[k, { values: ['v', 'w'], capacity: '3' }]]));
+          assert.deepEqual(own(stored.counters), [k]);
+          assert.deepEqual(Object.getOwnPropertyDescriptor(stored.counters, k)?.value, counter(2, 5));
+        },
+      },
+    );
+  }
+  return cases;
+}
 
 function normalise(res: Record<string, any>): Record<string, any> {
   const copy = structuredClone(res);
@@ -297,3 +384,43 @@ function toJsonRequest(req: WireAllocationRequest): unknown {
     return v;
   });
 }
+
+test('object-property keys in the fleet file are ordinary names (YAML → embedded cluster → gRPC)', async (t) => {
+  const certs = devCerts(t);
+  const fleet = parseYaml(`
+nodes: [{ name: n1, addresses: [{ type: InternalIP, address: 10.0.0.1 }] }]
+fleets:
+  - name: f
+    replicas: 1
+    labels: { constructor: yes }
+    counters: { __proto__: { count: 1, capacity: 3 }, constructor: { capacity: 2 } }
+    lists: { toString: { capacity: 2, values: [a] } }
+`);
+  const gw = await startGateway(t, { certs, fleet });
+  const res = await gw.client().allocate(
+    JSON.parse(`{"namespace":"default","gameServerSelectors":[{"matchLabels":{"constructor":"yes"},"counters":{"__proto__":{"minCount":"1"}},"lists":{"toString":{"containsValue":"a"}}}],
+      "counters":{"__proto__":{"action":{"value":"Increment"},"amount":{"value":"1"}}},"lists":{"toString":{"addValues":["b"]}}}`),
+    { deadline: 5_000 },
+  );
+  const json = toJson(res as unknown as Record<string, unknown>, ResponseType)!;
+  assert.equal(JSON.stringify(json.counters), '{"__proto__":{"count":"2","capacity":"3"},"constructor":{"count":"0","capacity":"2"}}');
+  assert.deepEqual(json.lists, { toString: { values: ['a', 'b'], capacity: '2' } });
+});
+
+test('GetCapacity: a namespace named "__proto__" is refused as an invalid name, never read as a property', async (t) => {
+  const certs = devCerts(t);
+  const gw = await startGateway(t, { certs, gameServers: [gs({ name: 'a' })] });
+  const pool = new ChannelPool();
+  t.after(() => pool.close());
+  const stub = pool.get(gw.grpcAddress, 'test', { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
+  const call = (namespaces: string[]) =>
+    new Promise<any>((resolve) =>
+      stub.GetCapacity({ namespaces }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, r) => resolve(err ?? r)),
+    );
+  const refused = await call(['__proto__', 'default']);
+  assert.equal(refused.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(refused.details, /namespaces\[0\]: invalid value "__proto__"/);
+  const res = await call(['default']);
+  assert.deepEqual(Object.keys(res.namespaces), ['default']);
+  assert.equal(Number(res.namespaces.default.total.ready), 1);
+});

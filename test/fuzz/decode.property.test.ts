@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { RequestType } from '../../src/protocol/proto.ts';
 import { jsonToBinary } from '../../src/protocol/proto-json.ts';
-import { anyJson, corruptedRequest, validRequest } from './arbitraries.ts';
+import { anyJson, corruptedRequest, forgedAnnotationRequest, validRequest } from './arbitraries.ts';
 import { decodeBytes, decodeText, judge, judged } from './oracle.ts';
 import { report } from '../reliability/report.ts';
 
@@ -25,6 +25,17 @@ test('valid requests are accepted by the REST and the gRPC decode paths alike', 
       assert.equal(viaGrpc.namespace, req.namespace);
     }),
     params(RUNS),
+  );
+});
+
+test("a request setting one of the gateway's own annotations is refused on both paths, naming it", () => {
+  fc.assert(
+    fc.property(forgedAnnotationRequest, (req) => {
+      for (const decode of [() => decodeText(JSON.stringify(req)), () => decodeBytes(jsonToBinary(req, RequestType))]) {
+        assert.throws(decode, (e: Error) => /^(metadata|metaPatch)\.annotations\[[^\]]+\]: is reserved for the gateway/.test(e.message));
+      }
+    }),
+    { numRuns: RUNS, seed: 44 },
   );
 });
 

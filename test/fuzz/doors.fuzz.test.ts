@@ -8,11 +8,12 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { RequestType } from '../../src/protocol/proto.ts';
 import { jsonToBinary } from '../../src/protocol/proto-json.ts';
+import type { GameServer } from '../../src/allocation/types.ts';
 import { devCerts } from '../helpers/certs.ts';
-import { readyPool } from '../helpers/game-servers.ts';
+import { gameServer, OBJECT_PROPERTY_NAMES, readyPool } from '../helpers/game-servers.ts';
 import { restCall, startGateway } from '../helpers/gateway.ts';
 import { auditedNames, auditLedger, snapshotMemory } from '../reliability/ledger.ts';
-import { anyJson, corruptedRequest, validRequest } from './arbitraries.ts';
+import { actionRequest, anyJson, corruptedRequest, forgedAnnotationRequest, validRequest } from './arbitraries.ts';
 import { decodeBytes, decodeText, FIELD_PATH, judge } from './oracle.ts';
 import { report } from '../reliability/report.ts';
 
@@ -21,7 +22,7 @@ const OK_CODES = new Set(['OK', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION']);
 
 test(`${RUNS} random requests per door over real gRPC and REST`, async (t) => {
   const certs = devCerts(t);
-  const gw = await startGateway(t, { certs, gameServers: readyPool(Math.max(400, RUNS + 100), { nodes: 8 }), config: { log: { level: 'info' }, allocation: { playerAllocationFilter: true } } });
+  const gw = await startGateway(t, { certs, gameServers: [...readyPool(Math.max(400, RUNS + 100), { nodes: 8 }), ...propertyKeyed()], config: { log: { level: 'info' }, allocation: { playerAllocationFilter: true } } });
   const before = snapshotMemory(gw.store);
   const ca = readFileSync(certs.caFile);
   const creds = grpc.credentials.createSsl(ca, readFileSync(certs.clientKeyFile), readFileSync(certs.clientCertFile));
@@ -37,7 +38,7 @@ test(`${RUNS} random requests per door over real gRPC and REST`, async (t) => {
     });
   // Plenty of plain valid requests so allocations happen and are audited.
   const plain = fc.constant({ namespace: 'default' });
-  const inputs = fc.sample(fc.oneof(validRequest, corruptedRequest, corruptedRequest, anyJson, plain), { numRuns: RUNS, seed: 42 });
+  const inputs = fc.sample(fc.oneof(validRequest, corruptedRequest, corruptedRequest, anyJson, plain, actionRequest, forgedAnnotationRequest), { numRuns: RUNS, seed: 42 });
   const byteInputs = fc.sample(fc.oneof(
     validRequest.map((r) => Buffer.from(jsonToBinary(r, RequestType))),
     plain.map((r) => Buffer.from(jsonToBinary(r, RequestType))),
@@ -64,7 +65,10 @@ test(`${RUNS} random requests per door over real gRPC and REST`, async (t) => {
     } else {
       assert.ok([200, 429, 400].includes(r.status), `REST valid ${text.slice(0, 300)} → ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
       if (r.status === 400) assert.equal(r.body.details[0].reason, 'NO_POLICY');
-      if (r.status === 200) told.push(r.body.gameServerName);
+      if (r.status === 200) {
+        told.push(r.body.gameServerName);
+        assertStatusMaps(r.body, gw.store.list().find((g) => g.name === r.body.gameServerName)!);
+      }
     }
   }
   for (const bytes of byteInputs) {
@@ -102,3 +106,23 @@ test(`${RUNS} random requests per door over real gRPC and REST`, async (t) => {
   const bad = (codes['REST 400'] ?? 0) + (codes['gRPC INVALID_ARGUMENT'] ?? 0) + 2;
   report({ scenario: 'random requests over real gRPC + REST', requests: inputs.length + byteInputs.length + 3, rps: NaN, faults: 0, badInputs: bad, doubles: audit.doubles, lost: audit.lost, p99Ms: NaN, rssGrowthMiB: NaN, note: `${audit.reported} allocations; ${JSON.stringify(codes)}` });
 });
+
+/** GameServers whose counters and lists are named like JavaScript object properties, with room. */
+function propertyKeyed() {
+  return OBJECT_PROPERTY_NAMES.map((k, i) =>
+    gameServer({
+      name: `prop-${i}`,
+      nodeName: `node-${i % 8}`,
+      counters: Object.fromEntries([[k, { count: 1, capacity: 50 }]]),
+      lists: Object.fromEntries([[k, { capacity: 50, values: ['v'] }]]),
+    }),
+  );
+}
+
+/** The response's counters and lists are exactly the stored GameServer's, with integer counts (never NaN or undefined). */
+function assertStatusMaps(res: { counters: Record<string, { count: string; capacity: string }>; lists: Record<string, { values: string[]; capacity: string }> }, stored: GameServer): void {
+  assert.deepEqual(Object.keys(res.counters).sort(), Object.keys(stored.counters).sort(), 'response counters = stored counters');
+  assert.deepEqual(Object.keys(res.lists).sort(), Object.keys(stored.lists).sort(), 'response lists = stored lists');
+  for (const c of Object.values(res.counters)) assert.ok(/^\d+$/.test(c.count) && /^\d+$/.test(c.capacity), JSON.stringify(c));
+  for (const l of Object.values(res.lists)) assert.ok(Array.isArray(l.values) && /^\d+$/.test(l.capacity), JSON.stringify(l));
+}

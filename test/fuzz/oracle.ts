@@ -2,6 +2,7 @@
 // message starts with the offending field's path. Anything else (a TypeError, a RangeError, an
 // INTERNAL, a hang) is a defect.
 import { AllocationError } from '../../src/allocation/errors.ts';
+import { parseExact } from '../../src/allocation/exact-json.ts';
 import { requestFromWire } from '../../src/allocation/from-proto.ts';
 import type { AllocationRequest } from '../../src/allocation/types.ts';
 import { jsonToBinary } from '../../src/protocol/proto-json.ts';
@@ -23,7 +24,7 @@ export function decodeBytes(bytes: Uint8Array): AllocationRequest {
 export function decodeText(text: string): AllocationRequest {
   let json: unknown;
   try {
-    json = text.length === 0 ? {} : JSON.parse(text);
+    json = text.length === 0 ? {} : parseExact(text);
   } catch {
     throw new AllocationError('INVALID_FIELD', '(body): not valid JSON');
   }

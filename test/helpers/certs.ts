@@ -32,6 +32,8 @@ export interface LeafOptions {
   /** e.g. 'clientAuth', 'serverAuth', or null for no EKU extension. */
   readonly eku?: string | null;
   readonly san?: string;
+  /** Subject CN (default: the leaf's name); may hold characters a file name cannot. */
+  readonly cn?: string;
   /** openssl ca date format YYYYMMDDHHMMSSZ. */
   readonly startDate?: string;
   readonly endDate?: string;
@@ -65,7 +67,7 @@ export function makeCerts(dir: string, clientName = 'test-client'): TestCerts {
       ].join('\n'),
     );
     openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(d, 'tls.key')]);
-    openssl(['req', '-new', '-key', join(d, 'tls.key'), '-subj', `/CN=${name}`, '-out', join(d, 'tls.csr')]);
+    openssl(['req', '-new', '-key', join(d, 'tls.key'), '-subj', `/CN=${(opts.cn ?? name).replaceAll('/', '\\/')}`, '-out', join(d, 'tls.csr')]);
     const ca = opts.ca ?? { certFile: caFile, keyFile: caKeyFile };
     const dates = [
       ...(opts.startDate ? ['-startdate', opts.startDate] : []),

@@ -36,3 +36,9 @@ export function readyPool(count: number, opts: { prefix?: string; nodes?: number
     }),
   );
 }
+
+/** Names every JavaScript object inherits (or treats specially); as map keys they must be ordinary strings. */
+export const OBJECT_PROPERTY_NAMES = [
+  'constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__', 'isPrototypeOf', 'propertyIsEnumerable',
+  'toLocaleString', '__defineGetter__', '__lookupSetter__',
+] as const;

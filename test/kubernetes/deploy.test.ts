@@ -38,6 +38,7 @@ const NEEDED: Record<string, string[]> = {
   'coordination.k8s.io/leases': ['create', 'delete', 'get', 'list', 'update'],
   'multicluster.agones.dev/gameserverallocationpolicies': ['list', 'watch'],
   '/secrets': ['list', 'watch'],
+  '/events': ['create', 'patch'],
 };
 
 function mountOf(volumeName: string): string {
@@ -246,6 +247,11 @@ describe('deploy/ on a real API server', { skip: skipReason }, () => {
     const plain = await gw.allocate({ namespace: ns, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'rbac' } }] });
     assert.ok('ok' in plain, JSON.stringify(plain));
     assert.equal((await cp.getGameServer(ns, plain.ok)).status.state, 'Allocated');
+    // its Allocated Event, written as the service account
+    await until('the Allocated event', async () => {
+      const r = await cp.request('GET', `/api/v1/namespaces/${ns}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${plain.ok},reason=Allocated`)}`);
+      return r.body.items.length === 1;
+    }, 10_000);
 
     const k1 = await gw.allocate({ namespace: ns }, { idempotencyKey: 'rbac-key' });
     const k2 = await gw.allocate({ namespace: ns }, { idempotencyKey: 'rbac-key' });
@@ -264,9 +270,9 @@ describe('deploy/ on a real API server', { skip: skipReason }, () => {
     const ledger = new KubernetesIdempotencyLedger({ kubeConfig: cp.saKubeconfigPath, retentionMs: 1, holder: 'test', logger: { warn: () => {} } });
     t.after(() => ledger.close());
     const signal = AbortSignal.timeout(5_000);
-    assert.equal((await ledger.claim(ns, 'released', 60_000, signal)).kind, 'won');
+    assert.equal((await ledger.claim(ns, 'released', 60_000, signal, '')).kind, 'won');
     await ledger.release(ns, 'released');
-    assert.equal((await ledger.claim(ns, 'swept', 60_000, signal)).kind, 'won');
+    assert.equal((await ledger.claim(ns, 'swept', 60_000, signal, '')).kind, 'won');
     await ledger.complete(ns, 'swept', { gameServerName: 'x', namespace: ns, address: '', addresses: [], ports: [], nodeName: '', metadata: { labels: {}, annotations: {} }, counters: {}, lists: {}, source: 'local' });
     await new Promise((r) => setTimeout(r, 20));
     assert.ok((await ledger.sweep()) >= 1, 'expired records swept');
@@ -290,7 +296,9 @@ describe('deploy/ on a real API server', { skip: skipReason }, () => {
       ['GET', `/api/v1/namespaces/${serviceAccount.metadata.namespace}/secrets`],
       ['POST', `/api/v1/namespaces/${ns}/secrets?dryRun=All`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'x' } }],
       ['POST', `/apis/multicluster.agones.dev/v1/namespaces/${ns}/gameserverallocationpolicies?dryRun=All`, policy('forged', { priority: 1, policyNamespace: ns })],
-      ['POST', `/api/v1/namespaces/${ns}/events?dryRun=All`, { apiVersion: 'v1', kind: 'Event', metadata: { name: 'x' }, involvedObject: {} }],
+      ['GET', `/api/v1/namespaces/${ns}/events`],
+      ['DELETE', `/api/v1/namespaces/${ns}/events/anything?dryRun=All`],
+      ['POST', `/api/v1/namespaces/kube-system/events?dryRun=All`, { apiVersion: 'v1', kind: 'Event', metadata: { name: 'x' }, involvedObject: {} }],
       ['GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases'],
       ['GET', '/api/v1/namespaces'],
     ];

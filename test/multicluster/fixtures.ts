@@ -42,6 +42,15 @@ export function policyDir(t: { after(fn: () => void): void }, certs: TestCerts, 
   return { policyFile, secretsDir: join(dir, 'secrets'), write };
 }
 
+/** Adds secrets/<name>/{tls.crt,tls.key,ca.crt} beside the default one. */
+export function addSecret(secretsDir: string, name: string, pair: { certFile: string; keyFile: string }, caFile: string): void {
+  const dir = join(secretsDir, name);
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(pair.certFile, join(dir, 'tls.crt'));
+  copyFileSync(pair.keyFile, join(dir, 'tls.key'));
+  copyFileSync(caFile, join(dir, 'ca.crt'));
+}
+
 /** A loopback port nothing listens on (connection refused). */
 export async function deadEndpoint(): Promise<string> {
   const srv = createServer();

@@ -96,3 +96,41 @@ describe('multi-cluster on real API servers', { skip }, () => {
     assert.equal(await allocatedIn(cpB), before + 1);
   });
 });
+
+/** A new namespace of cluster A with the client Secret and one policy forwarding to namespace mc of cluster B. */
+async function namespaceForwardingToB(ns: string): Promise<void> {
+  await cpA.createNamespace(ns);
+  const b64 = (f: string) => readFileSync(f).toString('base64');
+  const secret = await cpA.request('POST', `/api/v1/namespaces/${ns}/secrets`, {
+    apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET }, type: 'kubernetes.io/tls',
+    data: { 'tls.crt': b64(certs.clientCertFile), 'tls.key': b64(certs.clientKeyFile), 'ca.crt': b64(certs.caFile) },
+  });
+  assert.equal(secret.status, 201, secret.text);
+  const p = policy('remote-b', { priority: 1, cluster: 'cluster-b', namespace: NS, policyNamespace: ns, endpoints: [`127.0.0.1:${b.grpcPort}`] });
+  const created = await cpA.request('POST', `/apis/multicluster.agones.dev/v1/namespaces/${ns}/gameserverallocationpolicies`, p);
+  assert.equal(created.status, 201, created.text);
+}
+
+describe('policies that cannot be listed yet', { skip }, () => {
+  test('the first request waits for its policies within its deadline while their list fails, and is served once it succeeds (not NOT_READY)', async () => {
+    const ns = 'mc-rbac';
+    await namespaceForwardingToB(ns);
+    // A replica whose identity may read everything it needs except the policies (granted a moment later,
+    // as when RBAC is applied after the Deployment).
+    await cpA.grant('gw13-base', [
+      { apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['list', 'watch', 'update', 'get'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update', 'delete', 'list'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] },
+    ]);
+    const a3 = await startGatewayProcess(owner, {
+      certs, name: 'a3', config: { cluster: { kind: 'kubernetes', kubeconfig: cpA.saKubeconfigPath, namespaces: [NS] }, multiCluster: { namespaces: [ns] } },
+    });
+    const started = Date.now();
+    const pending = a3.client().allocate({ namespace: ns, multiClusterSetting: MC }, { deadline: 8_000 });
+    await new Promise((r) => setTimeout(r, 600));
+    await cpA.grant('gw13-policies', [{ apiGroups: ['multicluster.agones.dev'], resources: ['gameserverallocationpolicies'], verbs: ['list', 'watch'] }]);
+    const r = await pending;
+    assert.equal(r.source, `127.0.0.1:${b.grpcPort}`);
+    assert.ok(Date.now() - started >= 600, 'it waited for the policies');
+  });
+});

@@ -16,6 +16,7 @@ import { parseFleetFile } from '../../src/cluster/memory/fleet-file.ts';
 import { MemoryStore } from '../../src/cluster/memory/memory-store.ts';
 import { AllocationError } from '../../src/allocation/errors.ts';
 import { attemptsOf, blackHole, deadEndpoint, policy, policyDir } from './fixtures.ts';
+import { ledgerText, multiClusterLedger, snapshotDouble } from './ledger.ts';
 
 const MC = { enabled: true };
 const certs: TestCerts = devCerts({ after });
@@ -57,7 +58,7 @@ describe('routing by policy', () => {
     const ca = readFileSync(certs.caFile);
     const pool = new ChannelPool();
     t.after(() => pool.close());
-    const stub = pool.get(a.grpcAddress, { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca, version: 'x' }, '');
+    const stub = pool.get(a.grpcAddress, 'test', { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca, version: 'x' }, '');
     let trailer = '';
     const r = await new Promise<any>((resolve, reject) => {
       const call = stub.Allocate({ namespace: 'default', multiClusterSetting: MC }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) => (err ? reject(err) : resolve(res)));
@@ -128,7 +129,10 @@ describe('routing by policy', () => {
     const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
     assert.equal(err.code, grpc.status.FAILED_PRECONDITION);
     assert.equal(err.reason, 'REMOTE_REJECTED');
-    assert.match(err.details, /is invalid/);
+    // The remote's own validation text goes to the log; the caller gets the target and the code.
+    assert.match(err.details, /remote target agones rejected the request as invalid \(422\)/);
+    assert.doesNotMatch(err.details, /is invalid:/);
+    assert.ok(a.logs.some((l) => l.target === 'agones' && /is invalid/.test(String(l.message))));
     assert.equal(d.calls.length, 1);
     assert.deepEqual(attemptsOf(err).map((x) => [x.outcome, x.code]), [['rejected', '422']]);
   });
@@ -171,19 +175,26 @@ describe('routing by policy', () => {
     assert.ok(took >= 450 && took < 1_500, `took ${took} ms`);
   });
 
-  test('a remote that accepted the call and never answered: ambiguous, not retried elsewhere without a key', async (t) => {
+  test('a remote that accepted the call and never answered: ambiguous, not retried elsewhere, keyed or not', async (t) => {
     const d = await startAgonesAllocatorDouble(t, { certs, gameServers: [{ name: 'gs' }], mode: 'hang' });
     const a = await front(t, [policy('hang', { priority: 1, endpoints: [d.endpoint] }), policy('cluster-b', { priority: 2, endpoints: [b.address] })], {
       multiCluster: { attemptTimeoutMs: 300 },
     });
     const before = served(b);
-    const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
+    const snapshot = snapshotDouble(d);
+    const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, requestId: 'hang-unkeyed' }));
     assert.equal(err.reason, 'ALL_TARGETS_FAILED');
     assert.match(err.details, /may have allocated/);
     assert.equal(served(b), before);
-    // With an idempotency key the fallback is allowed (the key travels, a gateway dedups).
-    const r = await a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'hang-1' });
-    assert.equal(r.source, b.address);
+    // agones-allocator does not honour idempotency keys: a key changes nothing.
+    const keyed = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000, idempotencyKey: 'hang-1', requestId: 'hang-keyed' }));
+    assert.equal(keyed.errorInfo?.metadata.ambiguous, 'true');
+    assert.equal(served(b), before);
+    const ledger = multiClusterLedger([{ name: 'hang', before: snapshot, after: snapshotDouble(d) }], [
+      { requestId: 'hang-unkeyed', told: 'ambiguous', cluster: err.errorInfo?.metadata.target ?? '' },
+      { requestId: 'hang-keyed', told: 'ambiguous', cluster: keyed.errorInfo?.metadata.target ?? '' },
+    ]);
+    assert.equal(ledger.doubles + ledger.orphansUnreported + ledger.problems.length, 0, ledgerText(ledger));
   });
 
   test('all fail → the most meaningful code and every target tried, in order', async (t) => {
@@ -212,9 +223,13 @@ describe('routing by policy', () => {
     const err = await caught<AllocatorError>(a.client().allocate({ namespace: 'default', multiClusterSetting: MC }, { deadline: 5_000 }));
     const got = attemptsOf(err);
     assert.deepEqual(got.map((x) => x.outcome), ['misconfigured', 'misconfigured', 'misconfigured', 'misconfigured']);
-    assert.match(got[0]!.message, /zero-1: every policy of priority 1 has weight 0/);
-    assert.match(got[2]!.message, /bad-endpoint: bad allocationEndpoints "http:\/\/x\/y"/);
-    assert.match(got[3]!.message, /no-secret.*missing client certificate key pair/);
+    assert.deepEqual(got.map((x) => x.target), ['zero-1', 'zero-2', 'bad-endpoint', 'no-secret']);
+    // What is wrong is told to the operator (the log), not to the caller (attempt texts are not sent).
+    assert.ok(got.every((x) => x.message === undefined));
+    const problems = a.logs.filter((l) => l.msg === 'multi-cluster policy misconfigured; target not used').map((l) => String(l.problem));
+    for (const re of [/zero-1: every policy of priority 1 has weight 0/, /bad-endpoint: bad allocationEndpoints "http:\/\/x\/y"/, /no-secret.*missing client certificate key pair/]) {
+      assert.ok(problems.some((p) => re.test(p)), `${re} in ${JSON.stringify(problems)}`);
+    }
     assert.ok(a.logs.some((l) => l.msg === 'multi-cluster policy misconfigured; target not used' && l.policy === 'zero-1'));
   });
 
@@ -275,7 +290,7 @@ describe('idempotency keys', () => {
 async function readyOn(g: GatewayProcess): Promise<number> {
   const pool = new ChannelPool();
   try {
-    const stub = pool.get(g.address, { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
+    const stub = pool.get(g.address, 'test', { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
     const res = await new Promise<any>((resolve, reject) =>
       stub.GetCapacity({ namespaces: ['default'] }, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, r) => (err ? reject(err) : resolve(r))),
     );
@@ -291,7 +306,7 @@ describe('route explain', () => {
     const a = await front(t, [policy('local', { priority: 1 }), policy('agones', { priority: 2, endpoints: [d.endpoint] }), policy('cluster-b', { priority: 3, endpoints: [b.address] })]);
     const pool = new ChannelPool();
     t.after(() => pool.close());
-    const stub = pool.get(a.grpcAddress, { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
+    const stub = pool.get(a.grpcAddress, 'test', { cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile), ca: readFileSync(certs.caFile), version: 'x' }, '');
     const before = served(b);
     const res = await new Promise<any>((resolve, reject) =>
       stub.ExplainRoute(

@@ -75,7 +75,7 @@ describe('admission at both doors', () => {
   test('beyond maxInFlight: UNAVAILABLE reason OVERLOADED (gRPC) / 503 (REST); the ledger balances', async (t) => {
     const certs = devCerts(t);
     const store = new SlowStore(readyPool(300), 50);
-    const gw = await startGateway(t, { certs, store, config: { admission: { maxInFlight: 8 } } });
+    const gw = await startGateway(t, { certs, store, config: { admission: { maxInFlight: 8, perClientShare: 1 } } }); // one identity may fill the bound here
     const before = snapshotMemory(store);
     const clients = Array.from({ length: 4 }, () => gw.client());
     const results = await Promise.allSettled(
@@ -129,5 +129,26 @@ describe('admission at both doors', () => {
     assert.ok(rest, `no REST call rate limited: ${rests.map((r) => r.status).join(' ')}`);
     assert.equal(rest.body.details[0].reason, 'RATE_LIMITED');
     assert.match(rest.body.details[0].metadata.identity, /test-client/);
+  });
+});
+
+describe('Admission: per-identity share (unit)', () => {
+  test('one identity holds at most its share of maxInFlight (RATE_LIMITED); others still get the rest; releases return it', () => {
+    const a = new Admission({ maxInFlight: 8, perClientShare: 0.25, perClientRps: 0 });
+    assert.equal(a.perClientMaxInFlight, 2);
+    const r1 = a.admit('noisy');
+    a.admit('noisy');
+    assert.equal(reasonOf(() => a.admit('noisy')), 'RATE_LIMITED');
+    for (let i = 0; i < 2; i++) a.admit('b');
+    for (let i = 0; i < 2; i++) a.admit(null);
+    assert.equal(reasonOf(() => a.admit(null)), 'RATE_LIMITED', 'callers without an identity share one allowance');
+    a.admit('c');
+    a.admit('d');
+    assert.equal(reasonOf(() => a.admit('e')), 'OVERLOADED');
+    r1();
+    assert.equal(reasonOf(() => a.admit('noisy')), 'admitted');
+    assert.equal(a.refused.overShare, 2);
+    assert.equal(new Admission({ maxInFlight: 3, perClientShare: 0.1, perClientRps: 0 }).perClientMaxInFlight, 1, 'at least one call');
+    assert.equal(new Admission({ maxInFlight: 8, perClientShare: 1, perClientRps: 0 }).perClientMaxInFlight, Infinity);
   });
 });

@@ -11,10 +11,10 @@ import { readyPool } from '../helpers/game-servers.ts';
 import { caught, startGateway } from '../helpers/gateway.ts';
 import { capacityOf } from './load.ts';
 
-const DEV = 'spiffe://allocator-gateway/test-client';
+const DEV = 'uri:spiffe://allocator-gateway/test-client';
 
 describe('Authorizer (unit)', () => {
-  const clients = { [DEV]: { namespaces: ['default'], multiCluster: false }, admin: { namespaces: ['*'], multiCluster: true } };
+  const clients = { [DEV]: { namespaces: ['default'], multiCluster: false }, 'cn:admin': { namespaces: ['*'], multiCluster: true } };
   const verdict = (a: Authorizer, id: string | null, ns: string, mc = false) => {
     try {
       a.check(id, ns, mc);
@@ -32,7 +32,8 @@ describe('Authorizer (unit)', () => {
     ['enforce', 'stranger', 'default', false, 'PERMISSION_DENIED'],
     ['enforce', null, 'default', false, 'PERMISSION_DENIED'],
     ['enforce', DEV, 'default', false, 'allowed'],
-    ['enforce', 'admin', 'x', true, 'allowed'],
+    ['enforce', 'cn:admin', 'x', true, 'allowed'],
+    ['enforce', 'admin', 'x', true, 'PERMISSION_DENIED'],
     ['enforce', 'hasOwnProperty', 'default', false, 'PERMISSION_DENIED'],
   ];
   for (const [mode, id, ns, mc, want] of cases) {
@@ -55,7 +56,7 @@ describe('authorization at both doors (enforce)', async () => {
     const other = await caught<AllocatorError>(dev.allocate({ namespace: 'other' }, { deadline: 3_000 }));
     assert.equal(other.codeName, 'PERMISSION_DENIED');
     assert.equal(other.reason, 'PERMISSION_DENIED');
-    assert.match(other.details, /spiffe:\/\/allocator-gateway\/test-client may not allocate in namespace other/);
+    assert.match(other.details, /uri:spiffe:\/\/allocator-gateway\/test-client may not allocate in namespace other/);
     const mc = await caught<AllocatorError>(dev.allocate({ namespace: 'default', multiClusterSetting: { enabled: true } }, { deadline: 3_000 }));
     assert.equal(mc.codeName, 'PERMISSION_DENIED');
     const stranger = gw.client(certs.leaf('stranger', { san: 'URI:spiffe://elsewhere/stranger' }));
@@ -68,7 +69,7 @@ describe('authorization at both doors (enforce)', async () => {
 
     const denied = gw.logs.filter((l) => l.audit === true && l.outcome === 'PERMISSION_DENIED');
     assert.equal(denied.length, 4);
-    assert.ok(denied.some((l) => l.identity === 'spiffe://elsewhere/stranger'));
+    assert.ok(denied.some((l) => l.identity === 'uri:spiffe://elsewhere/stranger'));
     const allocated = gw.logs.filter((l) => l.audit === true && l.outcome === 'OK');
     assert.equal(allocated.length, 1);
     assert.deepEqual(
@@ -98,7 +99,7 @@ describe('authorization at both doors (enforce)', async () => {
     await gw.rest({ namespace: 'bad ns' });
     const unauth = gw.logs.filter((l) => l.audit === true && l.outcome === 'UNAUTHENTICATED');
     assert.equal(unauth.length, 2);
-    assert.ok(unauth.every((l) => l.identity === 'no-eku'));
+    assert.ok(unauth.every((l) => l.identity === 'dns:no-eku'));
     const text = gw.logs.map((l) => JSON.stringify(l)).join('\n');
     assert.doesNotMatch(text, /PRIVATE KEY|BEGIN CERTIFICATE/);
     for (const file of [certs.serverKeyFile, certs.clientKeyFile, noEku.keyFile, certs.caKeyFile]) {

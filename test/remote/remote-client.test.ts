@@ -30,7 +30,7 @@ describe('RemoteClient', () => {
     const d1 = await startAgonesAllocatorDouble(t, { certs, gameServers: gs.slice(0, 4) });
     const d2 = await startAgonesAllocatorDouble(t, { certs, gameServers: gs.slice(4) });
     const c = client();
-    const target: RemoteTarget = { name: 'x', endpoints: [d1.endpoint, d2.endpoint], tls: material(), serverCa: '' };
+    const target: RemoteTarget = { name: 'x', endpoints: [d1.endpoint, d2.endpoint], tls: material(), credentials: 'c', serverCa: '' };
     const sources: string[] = [];
     for (let i = 0; i < 6; i++) {
       const r = await call(c, target);
@@ -45,23 +45,23 @@ describe('RemoteClient', () => {
   test('classifies answers: no capacity stops the target without harming health; 422 is a rejection', async (t) => {
     const d = await startAgonesAllocatorDouble(t, { certs });
     const c = client({ breaker: { ...DEFAULT_BREAKER, volumeThreshold: 2 } });
-    const target: RemoteTarget = { name: 'x', endpoints: [d.endpoint], tls: material(), serverCa: '' };
+    const target: RemoteTarget = { name: 'x', endpoints: [d.endpoint], tls: material(), credentials: 'c', serverCa: '' };
     for (let i = 0; i < 4; i++) {
       const r = await call(c, target);
       assert.ok(!r.ok);
       assert.deepEqual(r.attempts.map((a) => [a.outcome, a.code, a.message]), [['no-capacity', 'RESOURCE_EXHAUSTED', 'there is no available GameServer to allocate']]);
     }
-    assert.equal(c.breakerState(d.endpoint), 'closed');
+    assert.equal(c.breakerState(target, d.endpoint), 'closed');
     d.mode = 'invalid';
     const r = await call(c, target);
     assert.ok(!r.ok);
     assert.equal(r.attempts[0]!.outcome, 'rejected');
     assert.equal(r.attempts[0]!.code, '422');
-    assert.equal(c.breakerState(d.endpoint), 'closed');
+    assert.equal(c.breakerState(target, d.endpoint), 'closed');
     d.mode = 'unavailable';
     // 5 healthy answers are in the window: failures must reach 50 % of it.
     let failures = 0;
-    while (c.breakerState(d.endpoint) !== 'open' && failures < 10) {
+    while (c.breakerState(target, d.endpoint) !== 'open' && failures < 10) {
       await call(c, target);
       failures++;
     }
@@ -74,28 +74,28 @@ describe('RemoteClient', () => {
     assert.equal(d.calls.length, callsBefore, 'an open breaker still sent the call');
   });
 
-  test('an unsent failure moves to the next endpoint; a lost reply does not (without a key)', async (t) => {
+  test('an unsent failure moves to the next endpoint; a lost reply does not', async (t) => {
     const hang = await startAgonesAllocatorDouble(t, { certs, gameServers: [{ name: 'h' }], mode: 'hang' });
-    const ok = await startAgonesAllocatorDouble(t, { certs, gameServers: [{ name: 'o1' }, { name: 'o2' }] });
+    const ok = await startAgonesAllocatorDouble(t, { certs, batchWaitMs: 20, gameServers: [{ name: 'o1' }, { name: 'o2' }] });
     const c = client({ attemptTimeoutMs: 200 });
-    const target: RemoteTarget = { name: 'x', endpoints: [hang.endpoint, ok.endpoint], tls: material(), serverCa: '' };
+    const target: RemoteTarget = { name: 'x', endpoints: [hang.endpoint, ok.endpoint], tls: material(), credentials: 'c', serverCa: '' };
     const r1 = await call(c, target); // starts at hang
     assert.ok(!r1.ok);
     assert.deepEqual(r1.attempts.map((a) => [a.endpoint, a.code, a.ambiguous]), [[hang.endpoint, 'DEADLINE_EXCEEDED', true]]);
     await call(c, target); // rotation: starts at ok
-    const r3 = await call(c, target, 'gw1-key'); // starts at hang again, keyed: may fall back
-    assert.ok(r3.ok);
-    assert.deepEqual(r3.attempts.map((a) => a.endpoint), [hang.endpoint, ok.endpoint]);
-    assert.equal(ok.calls.at(-1)!.headers['idempotency-key'], 'gw1-key');
+    const r3 = await call(c, target, 'gw1-key'); // starts at hang again; keyed, still no other endpoint (the router decides)
+    assert.ok(!r3.ok);
+    assert.deepEqual(r3.attempts.map((a) => [a.endpoint, a.ambiguous]), [[hang.endpoint, true]]);
+    assert.equal(hang.calls.at(-1)!.headers['idempotency-key'], 'gw1-key');
   });
 
   test('a changed client certificate rebuilds the channel', async (t) => {
     const d = await startAgonesAllocatorDouble(t, { certs, gameServers: [{ name: 'a' }, { name: 'b' }] });
     const rebuilt: string[] = [];
     const c = client({ onChannelRebuild: (e) => rebuilt.push(e) });
-    assert.ok((await call(c, { name: 'x', endpoints: [d.endpoint], tls: material(), serverCa: '' })).ok);
+    assert.ok((await call(c, { name: 'x', endpoints: [d.endpoint], tls: material(), credentials: 'c', serverCa: '' })).ok);
     const renewed = certs.leaf('renewed-client');
-    assert.ok((await call(c, { name: 'x', endpoints: [d.endpoint], tls: material(renewed, 'v2'), serverCa: '' })).ok);
+    assert.ok((await call(c, { name: 'x', endpoints: [d.endpoint], tls: material(renewed, 'v2'), credentials: 'c', serverCa: '' })).ok);
     assert.deepEqual(rebuilt, [d.endpoint]);
   });
 });

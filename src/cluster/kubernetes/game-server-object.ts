@@ -1,5 +1,7 @@
 // Conversion between the agones.dev/v1 GameServer object and the domain GameServer, both ways.
 // Writing back starts from the stored object, so spec and unknown fields survive a round trip.
+import { int64, type Int64 } from '../../allocation/int64.ts';
+import { mapRecord } from '../../allocation/records.ts';
 import type {
   CounterStatus,
   GameServer,
@@ -36,9 +38,10 @@ export interface GameServerObjectStatus {
   addresses?: { type?: string; address?: string }[] | null;
   ports?: { name?: string; port?: number }[] | null;
   nodeName?: string;
-  players?: { count?: number; capacity?: number; [field: string]: unknown } | null;
-  counters?: Record<string, { count?: number; capacity?: number }> | null;
-  lists?: Record<string, { capacity?: number; values?: string[] | null }> | null;
+  // int64 in the CRD: bigint beyond 2^53 (see exact-json.ts)
+  players?: { count?: Int64; capacity?: Int64; [field: string]: unknown } | null;
+  counters?: Record<string, { count?: Int64; capacity?: Int64 }> | null;
+  lists?: Record<string, { capacity?: Int64; values?: string[] | null }> | null;
   [field: string]: unknown;
 }
 
@@ -54,6 +57,7 @@ export function toGameServer(obj: GameServerObject): GameServer {
     namespace: m.namespace ?? '',
     name: m.name ?? '',
     resourceVersion: m.resourceVersion ?? '',
+    ...(typeof m.uid === 'string' ? { uid: m.uid } : {}),
     labels: m.labels ?? EMPTY,
     annotations: m.annotations ?? EMPTY,
     state: s.state ?? '',
@@ -117,23 +121,20 @@ function toPort(p: { name?: string; port?: number }): GameServerPort {
   return { name: p.name ?? '', port: p.port ?? 0 };
 }
 
-function toCounter(c: { count?: number; capacity?: number }): CounterStatus {
-  return { count: c.count ?? 0, capacity: c.capacity ?? 0 };
+function toCounter(c: { count?: Int64; capacity?: Int64 }): CounterStatus {
+  return { count: int64(c.count ?? 0), capacity: int64(c.capacity ?? 0) };
 }
 
-function toList(l: { capacity?: number; values?: string[] | null }): ListStatus {
-  return { capacity: l.capacity ?? 0, values: l.values ?? [] };
+function toList(l: { capacity?: Int64; values?: string[] | null }): ListStatus {
+  return { capacity: int64(l.capacity ?? 0), values: l.values ?? [] };
 }
 
-function toPlayers(p: { count?: number; capacity?: number }): PlayerStatus {
-  return { count: p.count ?? 0, capacity: p.capacity ?? 0 };
+function toPlayers(p: { count?: Int64; capacity?: Int64 }): PlayerStatus {
+  return { count: int64(p.count ?? 0), capacity: int64(p.capacity ?? 0) };
 }
 
 function mapValues<I, O>(m: Record<string, I> | null | undefined, f: (v: I) => O): Readonly<Record<string, O>> {
-  if (m == null) return EMPTY;
-  const out: Record<string, O> = {};
-  for (const k of Object.keys(m)) out[k] = f(m[k] as I);
-  return out;
+  return m == null ? EMPTY : mapRecord(m, f);
 }
 
 function setMap(meta: ObjectMeta, key: 'labels' | 'annotations', value: Readonly<Record<string, string>>): void {

@@ -4,6 +4,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { parseExact, stringifyExact } from '../../allocation/exact-json.ts';
 
 /** A non-2xx answer from the API server (or a transport failure, status 0). */
 export class KubernetesApiError extends Error {
@@ -31,6 +32,8 @@ export interface KubeRequestOptions {
   readonly signal?: AbortSignal;
   /** Socket inactivity timeout; default 30 s. */
   readonly timeoutMs?: number;
+  /** Content type of the body; default application/json (a PATCH needs e.g. application/merge-patch+json). */
+  readonly contentType?: string;
 }
 
 /** One event of a watch stream. */
@@ -87,10 +90,10 @@ export class KubeHttp {
     const creds = await this.#resolveCredentials();
     opts.signal?.throwIfAborted();
     const url = new URL(path.replace(/^\//, ''), this.#base);
-    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const payload = opts.body === undefined ? undefined : Buffer.from(stringifyExact(opts.body));
     const headers: Record<string, string> = { ...creds.headers, accept: 'application/json' };
     if (payload !== undefined) {
-      headers['content-type'] = 'application/json';
+      headers['content-type'] = opts.contentType ?? 'application/json';
       headers['content-length'] = String(payload.length);
     }
     const send = url.protocol === 'http:' ? http.request : https.request;
@@ -102,7 +105,7 @@ export class KubeHttp {
           const text = Buffer.concat(chunks).toString('utf8');
           let body: unknown;
           try {
-            body = text === '' ? undefined : JSON.parse(text);
+            body = text === '' ? undefined : parseExact(text);
           } catch {
             body = undefined;
           }
@@ -159,7 +162,7 @@ export class KubeHttp {
             if (line.trim() === '') continue;
             let event: WatchEvent;
             try {
-              event = JSON.parse(line) as WatchEvent;
+              event = parseExact(line) as WatchEvent;
             } catch (err) {
               req.destroy(new Error(`undecodable watch event: ${(err as Error).message}`));
               return;

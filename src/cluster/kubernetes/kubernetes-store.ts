@@ -3,8 +3,9 @@
 // as precondition, so a concurrent change fails with StoreConflict instead of being overwritten.
 import { KubeConfig } from '@kubernetes/client-node';
 import { AllocationError } from '../../allocation/errors.ts';
+import { own } from '../../allocation/records.ts';
 import { gameServerKey, type GameServer } from '../../allocation/types.ts';
-import { StoreConflict, StoreNotFound, type ClusterStore, type StoreListener } from '../store.ts';
+import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore, type StoreListener } from '../store.ts';
 import {
   compareResourceVersions,
   toGameServer,
@@ -13,6 +14,7 @@ import {
 } from './game-server-object.ts';
 import { KubeHttp, KubernetesApiError, statusOf } from './kube-http.ts';
 import { NamespaceReflector, describe, type ReflectorSink, type WatchEventType } from './namespace-reflector.ts';
+import { NodeCounter } from './node-counter.ts';
 import { ObjectPacker, type PackedObject } from './packed-object.ts';
 import { silentLogger, type StoreLogger } from './store-logger.ts';
 import { TokenBucket } from './token-bucket.ts';
@@ -34,6 +36,13 @@ export interface KubernetesStoreOptions {
   readonly maxBackoffMs?: number;
   /** Timeout of one update() request; default 10 s. */
   readonly writeTimeoutMs?: number;
+  /**
+   * Count Ready/Allocated GameServers per node over every namespace (a cluster-wide list+watch), as
+   * Agones does for Packed; default true. Without the RBAC for it, the served namespaces are counted.
+   */
+  readonly clusterNodeCounts?: boolean;
+  /** Told how each write whose answer was lost was settled (metrics). */
+  readonly onLostAnswer?: (settled: 'applied' | 'not-applied' | 'changed' | 'unknown') => void;
 }
 
 /** One cached GameServer: the domain view and the stored object to write back from. */
@@ -66,13 +75,15 @@ export class KubernetesStore implements ClusterStore {
   readonly #byNamespace = new Map<string, Set<string>>();
   readonly #tombstones = new Map<string, string>();
   readonly #listeners = new Set<StoreListener>();
-  readonly #reflectors: NamespaceReflector<Entry>[] = [];
+  readonly #reflectors: Pick<NamespaceReflector<unknown>, 'synced' | 'whenSynced' | 'stop'>[] = [];
   #starting: Promise<void> | undefined;
   #closed = false;
   readonly #closing = new AbortController();
   #lastUnavailableLogMs = 0;
   /** Keys whose cached copy a 409 proved stale: withheld from listeners until the watch brings a newer one. */
   readonly #hidden = new Set<string>();
+  /** Cluster-wide per-node counts, when the cluster-wide read is allowed. */
+  #nodeCounts: NodeCounter | null = null;
 
   constructor(opts: KubernetesStoreOptions) {
     if (opts.namespaces.length === 0) throw new Error('KubernetesStore needs at least one namespace');
@@ -88,6 +99,10 @@ export class KubernetesStore implements ClusterStore {
 
   get synced(): boolean {
     return this.#reflectors.length > 0 && this.#reflectors.every((r) => r.synced);
+  }
+
+  get nodeCounts(): NodeCounter | null {
+    return this.#nodeCounts;
   }
 
   /** Starts one list+watch per namespace; resolves when every initial list is in the cache. */
@@ -119,6 +134,8 @@ export class KubernetesStore implements ClusterStore {
       this.#reflectors.push(reflector);
       reflector.start();
     }
+    if (this.#opts.clusterNodeCounts !== false) await this.#startNodeCounts();
+    if (this.#closing.signal.aborted) throw new Error('KubernetesStore closed before it synced');
     const t0 = Date.now();
     const closed = new Promise<never>((_, reject) =>
       this.#closing.signal.addEventListener('abort', () => reject(new Error('KubernetesStore closed before it synced')), { once: true }),
@@ -129,6 +146,28 @@ export class KubernetesStore implements ClusterStore {
       { namespaces: this.#namespaces, gameServers: this.#entries.size, latencyMs: Date.now() - t0 },
       'GameServer cache synced',
     );
+  }
+
+  /**
+   * One cluster-wide list+watch feeding per-node counts, if this identity may read GameServers in
+   * every namespace; otherwise Packed counts only the served namespaces (logged once).
+   */
+  async #startNodeCounts(): Promise<void> {
+    let status = 0;
+    try {
+      status = (await this.#http.request('GET', '/apis/agones.dev/v1/gameservers?limit=1', { signal: this.#closing.signal, timeoutMs: 10_000 })).status;
+    } catch {
+      status = 0;
+    }
+    if (status !== 200) {
+      this.#log.info({ status }, 'GameServers cannot be read in every namespace: Packed counts GameServers per node in the served namespaces only');
+      return;
+    }
+    const counter = new NodeCounter();
+    const reflector = new NamespaceReflector({ namespace: '', http: this.#http, sink: counter, logger: this.#log, ...(this.#opts.minBackoffMs !== undefined ? { minBackoffMs: this.#opts.minBackoffMs } : {}), ...(this.#opts.maxBackoffMs !== undefined ? { maxBackoffMs: this.#opts.maxBackoffMs } : {}) });
+    this.#reflectors.push(reflector);
+    reflector.start();
+    this.#nodeCounts = counter;
   }
 
   subscribe(listener: StoreListener): () => void {
@@ -187,6 +226,8 @@ export class KubernetesStore implements ClusterStore {
         // overloaded, starting or failing API server: callers should retry, it is not a gateway bug
         if (res.status === 429 || res.status === 503) throw this.#unavailable(key, `HTTP ${res.status}`, false, err);
         if (res.status >= 500) return await this.#settle(next, entry, path, signal, this.#unavailable(key, `HTTP ${res.status}`, true, err));
+        // any other 4xx: refused outright (invalid object, webhook, RBAC), so certainly not applied
+        if (res.status >= 400) throw new StoreRejected(res.status, `update GameServer ${key}: HTTP ${res.status} ${s.reason}: ${s.message}`, { cause: err });
         throw err;
       }
     }
@@ -212,13 +253,16 @@ export class KubernetesStore implements ClusterStore {
         const obj = res.body as GameServerObject;
         if ((obj.metadata?.resourceVersion ?? '') === next.resourceVersion) {
           this.#log.debug({ gameServer: key }, 'GameServer write whose answer was lost was not applied');
+          this.#opts.onLostAnswer?.('not-applied');
           throw new AllocationError('NOT_READY', failure.message, { cause: failure.cause, metadata: { ambiguous: 'false' } });
         }
         if (carries(obj, next)) {
           this.#log.info({ gameServer: key }, 'GameServer write whose answer was lost was applied; counted as written');
+          this.#opts.onLostAnswer?.('applied');
           return this.#applyWrite(obj);
         }
         this.#hideStale(key, entry);
+        this.#opts.onLostAnswer?.('changed');
         throw new StoreConflict(`GameServer ${key} was changed by another writer while the API server was unavailable`);
       }
       if (res?.status === 404) throw new StoreNotFound(`GameServer ${key} not found`);
@@ -236,6 +280,7 @@ export class KubernetesStore implements ClusterStore {
       { gameServer: key, resourceVersion: next.resourceVersion },
       'could not learn whether a GameServer write whose answer was lost was applied: it may be Allocated with no caller',
     );
+    this.#opts.onLostAnswer?.('unknown');
     throw failure;
   }
 
@@ -419,8 +464,8 @@ function carries(obj: GameServerObject, gs: GameServer): boolean {
   const annotations = obj.metadata.annotations ?? {};
   return (
     obj.status?.state === gs.state &&
-    Object.entries(gs.labels).every(([k, v]) => labels[k] === v) &&
-    Object.entries(gs.annotations).every(([k, v]) => annotations[k] === v)
+    Object.entries(gs.labels).every(([k, v]) => own(labels, k) === v) &&
+    Object.entries(gs.annotations).every(([k, v]) => own(annotations, k) === v)
   );
 }
 

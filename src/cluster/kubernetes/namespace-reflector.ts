@@ -20,6 +20,7 @@ export interface ReflectorSink<P> {
 }
 
 export interface ReflectorOptions<P> {
+  /** The namespace listed and watched; '' = every namespace (a cluster-wide read, logged as "*"). */
   readonly namespace: string;
   readonly http: KubeHttp;
   readonly sink: ReflectorSink<P>;
@@ -47,9 +48,9 @@ export class NamespaceReflector<P> {
   readonly whenSynced: Promise<void>;
 
   constructor(opts: ReflectorOptions<P>) {
-    this.namespace = opts.namespace;
+    this.namespace = opts.namespace === '' ? '*' : opts.namespace; // as logged
     this.#opts = opts;
-    this.#path = `${GROUP_VERSION}/namespaces/${encodeURIComponent(opts.namespace)}/gameservers`;
+    this.#path = opts.namespace === '' ? `${GROUP_VERSION}/gameservers` : `${GROUP_VERSION}/namespaces/${encodeURIComponent(opts.namespace)}/gameservers`;
     this.whenSynced = new Promise((resolve) => (this.#resolveSynced = resolve));
   }
 

@@ -5,6 +5,7 @@
 // - what a fleet's GameServers have in common (apiVersion, kind, ownerReferences, finalizers,
 //   spec minus its per-server ports, i.e. the pod template) is held once, reference-counted.
 import type { GameServer } from '../../allocation/types.ts';
+import { parseExact, stringifyExact } from '../../allocation/exact-json.ts';
 import type { GameServerObject, GameServerObjectStatus, ObjectMeta } from './game-server-object.ts';
 
 /** One stored object, packed. */
@@ -65,13 +66,13 @@ export class ObjectPacker {
         own.pl = playersRest;
       }
     }
-    return { shared: this.#intern(JSON.stringify(shared)), own: JSON.stringify(own) };
+    return { shared: this.#intern(stringifyExact(shared)), own: stringifyExact(own) };
   }
 
   /** A fresh, mutable copy of the stored object; `gs` is the GameServer cached with it. */
   unpack(p: PackedObject, gs: GameServer): GameServerObject {
-    const shared = JSON.parse(p.shared) as Shared;
-    const own = JSON.parse(p.own) as Own;
+    const shared = parseExact(p.shared) as Shared;
+    const own = parseExact(p.own) as Own;
     const metadata: ObjectMeta = own.m;
     if (Object.keys(gs.labels).length > 0) metadata.labels = { ...gs.labels };
     if (Object.keys(gs.annotations).length > 0) metadata.annotations = { ...gs.annotations };

@@ -3,10 +3,18 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { recordOf } from '../../allocation/records.ts';
 import type { GameServer } from '../../allocation/types.ts';
 
+const isMapping = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A mapping keyed by any string: zod's record drops "__proto__", a counter name Agones accepts. */
+const record = <V extends z.ZodType>(value: V) =>
+  z
+    .preprocess((v) => (isMapping(v) ? new Map(Object.entries(v)) : v), z.map(z.string(), value, { error: 'expected a mapping' }))
+    .transform((m) => recordOf(m));
+
 const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const Labels = z.record(z.string(), z.string()).default({});
+const Labels = record(z.string()).default({});
 const Counter = z.strictObject({ count: Count.default(0), capacity: Count });
 const List = z.strictObject({ capacity: Count.max(1000), values: z.array(z.string()).default([]) });
 const Address = z.strictObject({ type: z.string(), address: z.string() });
@@ -22,8 +30,8 @@ const Fleet = z.strictObject({
   labels: Labels,
   annotations: Labels,
   ports: z.array(z.strictObject({ name: z.string(), basePort: z.number().int().min(1).max(65_535) })).default([]),
-  counters: z.record(z.string(), Counter).default({}),
-  lists: z.record(z.string(), List).default({}),
+  counters: record(Counter).default({}),
+  lists: record(List).default({}),
   players: z.strictObject({ count: Count.default(0), capacity: Count }).optional(),
   /** Restrict to these nodes; default all. */
   nodes: z.array(z.string()).optional(),
@@ -37,8 +45,8 @@ const Single = z.strictObject({
   labels: Labels,
   annotations: Labels,
   ports: z.array(z.strictObject({ name: z.string(), port: z.number().int().min(1).max(65_535) })).default([]),
-  counters: z.record(z.string(), Counter).default({}),
-  lists: z.record(z.string(), List).default({}),
+  counters: record(Counter).default({}),
+  lists: record(List).default({}),
   players: z.strictObject({ count: Count.default(0), capacity: Count }).optional(),
 });
 

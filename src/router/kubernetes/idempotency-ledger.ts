@@ -2,6 +2,7 @@
 // hash), created to claim the key (creation is atomic: exactly one replica wins), then
 // updated with the allocation it produced. Expired records are swept periodically.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { parseExact, stringifyExact } from '../../allocation/exact-json.ts';
 import type { Allocation } from '../../allocation/types.ts';
 import { KubeHttp } from '../../cluster/kubernetes/kube-http.ts';
 import { loadKubeConfig } from '../../cluster/kubernetes/kubernetes-store.ts';
@@ -10,6 +11,7 @@ import type { Claim, IdempotencyLedger } from '../idempotency.ts';
 const LABEL = 'allocator-gateway.dev/idempotency';
 const UNTIL = 'allocator-gateway.dev/until';
 const RESULT = 'allocator-gateway.dev/result';
+const REQUEST = 'allocator-gateway.dev/request';
 
 interface LeaseObject {
   apiVersion: 'coordination.k8s.io/v1';
@@ -51,13 +53,13 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
     return new Error(`${what}: HTTP ${status}: ${(body as { message?: string } | undefined)?.message ?? ''}`);
   }
 
-  async claim(namespace: string, hash: string, holdMs: number, signal: AbortSignal): Promise<Claim> {
+  async claim(namespace: string, hash: string, holdMs: number, signal: AbortSignal, fingerprint: string): Promise<Claim> {
     this.#namespaces.add(namespace);
     const name = leaseName(hash);
     const fresh: LeaseObject = {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name, namespace, labels: { [LABEL]: 'v1', 'app.kubernetes.io/managed-by': 'allocator-gateway' }, annotations: { [UNTIL]: String(Date.now() + holdMs) } },
+      metadata: { name, namespace, labels: { [LABEL]: 'v1', 'app.kubernetes.io/managed-by': 'allocator-gateway' }, annotations: { [UNTIL]: String(Date.now() + holdMs), [REQUEST]: fingerprint } },
       spec: { holderIdentity: this.#opts.holder, leaseDurationSeconds: Math.max(1, Math.ceil(holdMs / 1000)) },
     };
     for (let i = 0; i < 3; i++) {
@@ -74,8 +76,9 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
       const until = Number(lease.metadata.annotations?.[UNTIL] ?? 0);
       const result = lease.metadata.annotations?.[RESULT];
       if (until >= Date.now()) {
-        if (result !== undefined) return { kind: 'done', allocation: JSON.parse(result) as Allocation };
-        return { kind: 'pending', holder: lease.spec.holderIdentity ?? 'unknown' };
+        const recorded = lease.metadata.annotations?.[REQUEST] ?? '';
+        if (result !== undefined) return { kind: 'done', allocation: parseExact(result) as Allocation, fingerprint: recorded };
+        return { kind: 'pending', holder: lease.spec.holderIdentity ?? 'unknown', fingerprint: recorded };
       }
       // Expired (a crashed holder, or a result past retention): take it over, if nobody else does first.
       const next: LeaseObject = { ...fresh, metadata: { ...fresh.metadata, resourceVersion: lease.metadata.resourceVersion! } };
@@ -86,7 +89,7 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
       }
       if (put.status !== 409 && put.status !== 404) throw this.#fail(`update Lease ${namespace}/${name}`, put.status, put.body);
     }
-    return { kind: 'pending', holder: 'unknown' };
+    return { kind: 'pending', holder: 'unknown', fingerprint: '' };
   }
 
   async complete(namespace: string, hash: string, allocation: Allocation): Promise<void> {
@@ -94,7 +97,7 @@ export class KubernetesIdempotencyLedger implements IdempotencyLedger {
     const lease = this.#won.get(id);
     this.#won.delete(id);
     if (!lease) return;
-    lease.metadata.annotations = { ...lease.metadata.annotations, [UNTIL]: String(Date.now() + this.#opts.retentionMs), [RESULT]: JSON.stringify(allocation) };
+    lease.metadata.annotations = { ...lease.metadata.annotations, [UNTIL]: String(Date.now() + this.#opts.retentionMs), [RESULT]: stringifyExact(allocation) };
     // Not tied to the caller: the result must be recorded even if the caller has gone.
     const r = await this.#http.request('PUT', leasePath(namespace, lease.metadata.name), { body: lease, timeoutMs: 10_000 });
     if (r.status !== 200) throw this.#fail(`record result in Lease ${namespace}/${lease.metadata.name}`, r.status, r.body);

@@ -1,6 +1,7 @@
 // Policies and client secrets from the API server: one list+watch of
-// GameServerAllocationPolicies and one of Secrets per namespace that requests use, started
-// on first use (as agones-allocator reads them from the request's namespace).
+// GameServerAllocationPolicies and one of Secrets per configured namespace, started at once.
+// Namespaces are never taken from requests: a caller naming namespaces would otherwise start
+// watches without end (agones-allocator reads the request's namespace on every call).
 import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 import { AllocationError } from '../../allocation/errors.ts';
 import { KubeHttp } from '../../cluster/kubernetes/kube-http.ts';
@@ -13,10 +14,8 @@ export interface KubernetesPolicySourceOptions {
   /** A loaded KubeConfig, a kubeconfig path, or 'in-cluster'. */
   readonly kubeConfig: KubeConfig | string;
   readonly logger: { info(o: object, m: string): void; warn(o: object, m: string): void; debug(o: object, m: string): void };
-  /** Namespaces watched at most (each costs two watches); default 256. */
-  readonly maxNamespaces?: number;
-  /** Namespaces to start watching at once (others on first use). */
-  readonly namespaces?: readonly string[];
+  /** The namespaces whose policies are served (each costs two watches); requests in others find none. */
+  readonly namespaces: readonly string[];
 }
 
 type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
@@ -68,7 +67,11 @@ class NamespaceWatch {
         }, delay).unref();
         delay = Math.min(delay * 2, 10_000);
       });
-      informer.on('connect', () => (delay = 250));
+      // ListWatch signals 'connect' before it lists: only a reconnect after a successful list
+      // (a resourceVersion is held) ends the backoff, or a list refused with 403 loops every 250 ms.
+      informer.on('connect', () => {
+        if ((informer as unknown as { latestResourceVersion(): string }).latestResourceVersion() !== '') delay = 250;
+      });
     }
     this.listed = Promise.all([this.policies.start(), this.secrets.start()]).then(() => {
       if (this.synced) log.info({ namespace, policies: this.policies.list(namespace).length }, 'multi-cluster policies watched');
@@ -122,6 +125,8 @@ class NamespaceWatch {
   }
 }
 
+const UNSERVED: NamespacePolicies = Object.freeze({ policies: [], problems: [], unserved: true });
+
 export class KubernetesPolicySource implements PolicySource {
   readonly #kc: KubeConfig;
   readonly #http: KubeHttp;
@@ -133,40 +138,43 @@ export class KubernetesPolicySource implements PolicySource {
     this.#opts = opts;
     this.#kc = loadKubeConfig(opts.kubeConfig);
     this.#http = new KubeHttp(this.#kc);
-    for (const ns of opts.namespaces ?? []) this.#watch(ns);
+    for (const namespace of new Set(opts.namespaces)) {
+      const w = new NamespaceWatch(namespace, this.#kc, this.#http, () => {
+        for (const l of this.#listeners) l(namespace);
+      }, this.#opts.logger);
+      this.#watches.set(namespace, w);
+    }
   }
 
-  #watch(namespace: string): NamespaceWatch {
-    let w = this.#watches.get(namespace);
-    if (w) return w;
-    if (this.#watches.size >= (this.#opts.maxNamespaces ?? 256)) {
-      throw new AllocationError('NOT_READY', `multi-cluster policies are watched in at most ${this.#opts.maxNamespaces ?? 256} namespaces`);
-    }
-    w = new NamespaceWatch(namespace, this.#kc, this.#http, () => {
-      for (const l of this.#listeners) l(namespace);
-    }, this.#opts.logger);
-    this.#watches.set(namespace, w);
-    return w;
+  serves(namespace: string): boolean {
+    return this.#watches.has(namespace);
   }
 
   async #synced(namespace: string, signal: AbortSignal): Promise<NamespaceWatch> {
-    const w = this.#watch(namespace);
-    if (!w.synced) {
+    const w = this.#watches.get(namespace);
+    if (!w) throw new SecretProblem(`namespace ${namespace} is not served for multi-cluster allocation`);
+    // A first list that fails (RBAC not applied yet, an API server restarting) is retried by the
+    // informer: the request waits for it until its deadline, not just for the first try.
+    while (!w.synced) {
       await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} are not loaded yet${w.error ? `: ${w.error}` : ''}`));
-        if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
-        void w.listed.then(() => {
+        // The API server's text (RBAC messages name users and resources) is logged, not told.
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} are not loaded yet${w.error ? ' (the API server refused or failed the list; see the gateway log)' : ''}`));
+        };
+        const timer = setTimeout(() => {
           signal.removeEventListener('abort', onAbort);
           resolve();
-        });
+        }, 25);
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
       });
-      if (!w.synced) throw new AllocationError('NOT_READY', `multi-cluster policies of namespace ${namespace} could not be listed: ${w.error ?? 'unknown error'}`);
     }
     return w;
   }
 
   async policies(namespace: string, signal: AbortSignal): Promise<NamespacePolicies> {
+    if (!this.#watches.has(namespace)) return UNSERVED;
     return (await this.#synced(namespace, signal)).parsed();
   }
 

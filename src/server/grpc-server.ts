@@ -30,6 +30,22 @@ export const KEEPALIVE = {
   idleMs: 5 * 60_000,
 } as const;
 
+/** grpc-js options of the gateway's listener (the benchmark's no-op baseline uses the same). */
+export function listenerOptions(o: Pick<GrpcServerOptions, 'maxReceiveMessageBytes' | 'maxConcurrentStreams' | 'maxSessionMemoryMiB' | 'maxConnectionAgeMs' | 'maxConnectionAgeGraceMs'>): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': o.maxReceiveMessageBytes,
+    'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
+    'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
+    'grpc.max_connection_idle_ms': KEEPALIVE.idleMs,
+    // A caller cannot open unbounded streams or buffer unbounded frames on one connection.
+    'grpc.max_concurrent_streams': o.maxConcurrentStreams ?? 128,
+    'grpc-node.max_session_memory': o.maxSessionMemoryMiB ?? 16,
+    // Connections authenticated by a since-removed CA or a since-expired certificate do not live on.
+    'grpc.max_connection_age_ms': o.maxConnectionAgeMs ?? 30 * 60_000,
+    'grpc.max_connection_age_grace_ms': o.maxConnectionAgeGraceMs ?? 30_000,
+  };
+}
+
 export interface GrpcServerOptions {
   readonly host: string;
   readonly port: number;
@@ -134,18 +150,7 @@ export class GrpcServer {
 
   constructor(opts: GrpcServerOptions) {
     this.#opts = opts;
-    this.#server = new grpc.Server({
-      'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
-      'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
-      'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
-      'grpc.max_connection_idle_ms': KEEPALIVE.idleMs,
-      // A caller cannot open unbounded streams or buffer unbounded frames on one connection.
-      'grpc.max_concurrent_streams': opts.maxConcurrentStreams ?? 128,
-      'grpc-node.max_session_memory': opts.maxSessionMemoryMiB ?? 16,
-      // Connections authenticated by a since-removed CA or a since-expired certificate do not live on.
-      'grpc.max_connection_age_ms': opts.maxConnectionAgeMs ?? 30 * 60_000,
-      'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs ?? 30_000,
-    });
+    this.#server = new grpc.Server(listenerOptions(opts));
     const service = packageDefinition[SERVICE] as grpc.ServiceDefinition;
     this.#server.addService(withSafeDecoding(service, { Allocate: decodeRequest }), { Allocate: this.#allocate.bind(this) });
     for (const extra of opts.extraServices ?? []) {

@@ -151,3 +151,25 @@ export function table(rows: (string | number)[][]): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   return cells.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
 }
+
+/** One figure next to its design.md target ("at most"), measured in this run with the gateway's defaults. */
+export interface TargetCheck {
+  readonly figure: string;
+  /** NaN when the figure could not be measured (its benchmark was skipped or failed). */
+  readonly measured: number;
+  readonly target: number;
+  readonly unit: string;
+}
+
+export interface BenchResult {
+  readonly text: string;
+  readonly checks: readonly TargetCheck[];
+}
+
+export const meets = (c: TargetCheck): boolean => Number.isFinite(c.measured) && c.measured <= c.target;
+
+/** The targets table `npm run bench` prints last (and `--check` exits on). */
+export function checksTable(checks: readonly TargetCheck[]): string {
+  const fmt = (n: number, unit: string) => (Number.isFinite(n) ? `${Number.isInteger(n) ? n : n.toFixed(unit === '×' ? 2 : 3)}${unit === '×' ? '×' : ` ${unit}`}` : 'not measured');
+  return table([['figure', 'measured', 'target', ''], ...checks.map((c) => [c.figure, fmt(c.measured, c.unit), `≤ ${fmt(c.target, c.unit)}`, meets(c) ? 'ok' : Number.isFinite(c.measured) ? 'MISSED' : 'MISSING'])]);
+}

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { makeCerts } from '../helpers/certs.ts';
 import { controlPlaneBinaries, ETCD_VERSION, KUBE_VERSION, startControlPlane, type ControlPlane } from '../cluster/control-plane.ts';
-import { cpuSeconds, ghzPath, protoset, ROOT, rssMiB, spawnNode, table, type Certs, type LoadResult, type Proc } from './harness.ts';
+import { cpuSeconds, ghzPath, protoset, ROOT, rssMiB, spawnNode, table, type BenchResult, type Certs, type LoadResult, type Proc, type TargetCheck } from './harness.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -51,8 +51,9 @@ async function startGateway(cp: ControlPlane, certs: Certs, namespaces: string[]
       ...prof,
       join(ROOT, 'src/main.ts'), '--grpc.host=127.0.0.1', '--grpc.port=0', '--rest.host=127.0.0.1', '--rest.port=0', '--ops.host=127.0.0.1', '--ops.port=0',
       `--tls.certFile=${certs.serverCertFile}`, `--tls.keyFile=${certs.serverKeyFile}`, `--tls.clientCaDir=${certs.clientCaDir}`,
+      // The gateway's defaults (qps, burst and all): the figures are printed beside design.md's targets.
       '--cluster.kind=kubernetes', `--cluster.kubeconfig=${cp.kubeconfigPath}`, `--cluster.namespaces=${JSON.stringify(namespaces)}`,
-      '--cluster.qps=5000', '--cluster.burst=5000', '--log.level=info', ...extraArgs,
+      '--log.level=info', ...extraArgs,
     ],
     (l) => {
       if (l.msg === 'gateway listening') listening = l;
@@ -191,9 +192,21 @@ async function cacheProbe(kubeconfig: string, namespace: string): Promise<void> 
   await engine.close();
 }
 
-export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promise<string> {
+/** design.md's Kubernetes targets; NaN = not measured. */
+function kubernetesChecks(m: { gatewayCpuMs1: number; gatewayCpuMs2: number; loneP50Ms: number; rss100kMiB: number; sync100kS: number; failed: number }): TargetCheck[] {
+  return [
+    { figure: 'kubernetes: gateway CPU per allocation (1 replica)', measured: m.gatewayCpuMs1, target: 0.4, unit: 'ms' },
+    { figure: 'kubernetes: gateway CPU per allocation (2 replicas)', measured: m.gatewayCpuMs2, target: 0.4, unit: 'ms' },
+    { figure: 'kubernetes: lone request p50', measured: m.loneP50Ms, target: 8, unit: 'ms' },
+    { figure: 'kubernetes: RSS with 100k GameServers (extrapolated)', measured: m.rss100kMiB, target: 150e6 / 2 ** 20, unit: 'MiB' },
+    { figure: 'kubernetes: cache sync of 100k (extrapolated)', measured: m.sync100kS, target: 10, unit: 's' },
+    { figure: 'kubernetes: failed calls', measured: m.failed, target: 0, unit: 'calls' },
+  ];
+}
+
+export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promise<BenchResult> {
   const bins = controlPlaneBinaries();
-  if ('missing' in bins) return `== kubernetes: skipped: ${bins.missing}`;
+  if ('missing' in bins) return { text: `== kubernetes: skipped: ${bins.missing}`, checks: kubernetesChecks({ gatewayCpuMs1: NaN, gatewayCpuMs2: NaN, loneP50Ms: NaN, rss100kMiB: NaN, sync100kS: NaN, failed: NaN }) };
   const pool = opts.pool ?? Number(process.env.BENCH_K8S_POOL ?? 2_000);
   const large = opts.largePool ?? Number(process.env.BENCH_K8S_LARGE ?? 20_000);
   const loneCallsDefault = 200;
@@ -300,7 +313,13 @@ export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promis
     notes.push(`concurrency ${concurrency} in total (split over replicas), ${calls} calls per run, ghz with 1 connection per replica; CPU from /proc of each process during the run`);
     notes.push(`machine load average (1 min) at the start: ${load.toFixed(2)} on ${availableParallelism()} CPUs; figures from a busy machine are not comparable`);
     notes.push(`whole benchmark ${((performance.now() - started) / 1000).toFixed(0)} s`);
-    return `== kubernetes: real kube-apiserver ${KUBE_VERSION} + etcd ${ETCD_VERSION}, ${pool} Ready GameServers\n${table(rows)}\n\n${table(target)}\n${notes.join('\n')}`;
+    const checks = kubernetesChecks({
+      gatewayCpuMs1: one.gatewayCpuMs, gatewayCpuMs2: two.gatewayCpuMs, loneP50Ms: lone.p50Ms,
+      rss100kMiB: memory ? memory.baseMiB + (memory.perGsBytes * 100_000) / 1024 / 1024 : NaN,
+      sync100kS: memory ? memory.syncS * (100_000 / large) : NaN,
+      failed: [one, two, lone].reduce((n, m) => n + m.count - m.ok, 0),
+    });
+    return { text: `== kubernetes: real kube-apiserver ${KUBE_VERSION} + etcd ${ETCD_VERSION}, ${pool} Ready GameServers, gateway defaults\n${table(rows)}\n\n${table(target)}\n${notes.join('\n')}`, checks };
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await cp.stop();
@@ -316,6 +335,6 @@ if (import.meta.main && process.argv[2] === '--cache-probe') {
     process.exit(1);
   }, 180_000);
   timer.unref();
-  process.stdout.write(`${await benchKubernetes()}\n`);
+  process.stdout.write(`${(await benchKubernetes()).text}\n`);
   clearTimeout(timer);
 }

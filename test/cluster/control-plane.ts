@@ -128,7 +128,7 @@ export function controlPlaneBinaries(): { etcd: string; apiserver: string } | { 
     return {
       missing:
         `Kubernetes test control plane not built (${absent.join(', ')} missing): ` +
-        'run `bash test/cluster/build.sh` (needs Go; about 5 minutes the first time)',
+        'run `bash test/cluster/build.sh` (needs Go; 16.5 minutes on a fresh 2-core machine)',
     };
   }
   if (!onPath('openssl')) return { missing: 'openssl is not on PATH (needed for the test PKI)' };

@@ -304,7 +304,7 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'true']);
     assert.match(err.message, /no answer within 500 ms.*may still be applied/);
     // the answer's 500 ms, then up to 500 ms of reading back
-    assert.ok(elapsed >= 900 && elapsed < 3_000, `bounded by the write timeout (${elapsed.toFixed(0)} ms)`);
+    assert.ok(elapsed >= 900 && elapsed < 10_000, `bounded by the write timeout (${elapsed.toFixed(0)} ms)`);
     plane().resumeEtcd();
     // the aborted PUT may still land once etcd resumes (the API server had it): either way the
     // cache converges, and a write from the converged version succeeds

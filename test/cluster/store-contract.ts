@@ -136,7 +136,8 @@ export function storeContract(name: string, makeStore: StoreFactory, options: { 
     });
 
     test('update() writes, resolves with a new resourceVersion, and get() sees it at once', async (t) => {
-      const { store, ns } = await started(t, 'gs-a');
+      const fx = await started(t, 'gs-a');
+      const { store, ns } = fx;
       const l = recordingListener();
       store.subscribe(l);
       const gs = store.get(ns, 'gs-a');
@@ -164,7 +165,10 @@ export function storeContract(name: string, makeStore: StoreFactory, options: { 
       // a second write from the new version succeeds at once (no waiting for the watch)
       const again = await store.update({ ...stored, state: 'Ready' }, new AbortController().signal);
       assert.equal(again.state, 'Ready');
-      await new Promise((r) => setTimeout(r, 300));
+      // Late watch events for gs-a arrive before the event of a later write from outside: once
+      // that one is cached, any duplicate would have shown (ordering, not a fixed sleep).
+      await fx.seed(full(ns, 'gs-canary'));
+      await eventually('gs-canary cached', () => store.get(ns, 'gs-canary'));
       assert.equal(l.calls.filter((c) => c === `upsert ${ns}/gs-a ${stored.resourceVersion}`).length, 1, 'no duplicate upsert from a late watch event');
       assert.equal(store.get(ns, 'gs-a')?.resourceVersion, again.resourceVersion, 'no regression to an older version');
     });

@@ -244,12 +244,15 @@ interface Queued {
   readonly answer: (a: Answer) => boolean;
 }
 
+/** agones-allocator's gRPC keepalive enforcement: at most one ping a minute. */
+export const AGONES_MIN_PING_INTERVAL_MS = 60_000;
+
 /** Starts the double on 127.0.0.1 with the server certificate and client CA of `certs`. */
 export async function startAgonesAllocatorDouble(t: { after(fn: () => Promise<void> | void): void }, opts: DoubleOptions): Promise<AgonesAllocatorDouble> {
   const { certs } = opts;
   const calls: ReceivedCall[] = [];
   const gameServers = opts.gameServers ?? [];
-  const minPing = opts.minPingIntervalMs ?? 60_000;
+  const minPing = opts.minPingIntervalMs ?? AGONES_MIN_PING_INTERVAL_MS;
   const batchWaitMs = opts.batchWaitMs ?? 500;
   let goaways = 0;
   let handshakes = 0;

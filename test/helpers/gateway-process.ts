@@ -11,6 +11,14 @@ import type { Pair, TestCerts } from './certs.ts';
 import { testConfig } from './gateway.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+const PROBE = fileURLToPath(new URL('./store-probe.ts', import.meta.url));
+
+/** A GameServer of the embedded cluster as the store probe reads it. */
+export interface ProbedGameServer {
+  readonly name: string;
+  readonly state: string;
+  readonly annotations: Readonly<Record<string, string>>;
+}
 
 export interface GatewayProcessOptions {
   readonly certs: TestCerts;
@@ -22,6 +30,14 @@ export interface GatewayProcessOptions {
   readonly name?: string;
   /** Extra environment for the child (e.g. NODE_OPTIONS). */
   readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Reads the embedded cluster's GameServers by name, past the gateway (test/helpers/store-probe.ts). */
+export interface StoreProbe {
+  /** While the gateway runs. */
+  snapshot(): Promise<ProbedGameServer[]>;
+  /** As the gateway left them when it exited. */
+  atExit(): ProbedGameServer[];
 }
 
 export interface GatewayProcess {
@@ -36,6 +52,8 @@ export interface GatewayProcess {
   client(pair?: Pair): AllocatorClient;
   /** SIGKILL (a crash) or SIGTERM (a drain). */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** The embedded cluster's objects, read past the gateway (memory clusters only). */
+  readonly store: StoreProbe;
 }
 
 /** The default memory-cluster fleet: `ready` Ready GameServers of fleet `name` in `namespace`. */
@@ -69,7 +87,26 @@ export async function startGatewayProcess(
   const config = merge(testConfig(certs, { log: { level: 'debug' }, cluster }), opts.config ?? {});
   const configFile = join(dir, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
-  const child: ChildProcess = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const probeFile = join(dir, 'store-at-exit.json');
+  const child: ChildProcess = spawn(process.execPath, ['--import', PROBE, MAIN, '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: { ...process.env, ...opts.env, STORE_PROBE_FILE: probeFile },
+  });
+  let probeId = 0;
+  const store: StoreProbe = {
+    snapshot: () =>
+      new Promise((resolve, reject) => {
+        const id = ++probeId;
+        const onMessage = (m: { type?: string; id?: number; gameServers?: ProbedGameServer[] }) => {
+          if (m?.type !== 'snapshot' || m.id !== id) return;
+          child.off('message', onMessage);
+          resolve(m.gameServers ?? []);
+        };
+        child.on('message', onMessage);
+        child.send({ type: 'snapshot', id }, (err) => err && reject(err));
+      }),
+    atExit: () => JSON.parse(readFileSync(probeFile, 'utf8')) as ProbedGameServer[],
+  };
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -124,5 +161,6 @@ export async function startGatewayProcess(
       return c;
     },
     kill,
+    store,
   };
 }

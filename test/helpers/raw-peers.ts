@@ -68,6 +68,8 @@ export interface GrpcReply {
   readonly message: string;
   readonly rstCode: number;
   readonly ms: number;
+  /** The response bytes as received (length-prefixed message), for a caller that reads the answer. */
+  readonly data: Buffer;
 }
 
 /** Opens a unary gRPC stream; the caller writes (or withholds) the request bytes. */
@@ -82,9 +84,10 @@ export function grpcStream(session: http2.ClientHttp2Session, path: string, head
   };
   stream.on('response', take);
   stream.on('trailers', take);
-  stream.on('data', () => {});
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
   stream.on('error', () => {});
-  const reply = new Promise<GrpcReply>((resolve) => stream.once('close', () => resolve({ status, message, rstCode: stream.rstCode ?? 0, ms: Date.now() - t0 })));
+  const reply = new Promise<GrpcReply>((resolve) => stream.once('close', () => resolve({ status, message, rstCode: stream.rstCode ?? 0, ms: Date.now() - t0, data: Buffer.concat(chunks) })));
   return { stream, reply };
 }
 

@@ -96,6 +96,8 @@ describe('API server restart under load', { skip: skipReason }, () => {
 
     // recovered: everything after the restart succeeds; outage errors are transient codes only
     assert.ok(calls.some((x) => phase(x) === 'before' && 'ok' in x.outcome), 'allocations before the restart');
+    // The fault hit: calls (each a write) were in flight while the API server was away.
+    assert.ok(calls.some((x) => phase(x) === 'during'), 'no call was in flight during the restart: the fault missed');
     const after = calls.filter((x) => phase(x) === 'after');
     const lateFailures = after.filter((x) => !('ok' in x.outcome) && x.startMs > backAt + 5_000);
     assert.deepEqual(lateFailures, [], 'no failures 5 s after the API server is back');

@@ -282,7 +282,8 @@ test('the API server stays away past the write timeout: NOT_READY, ambiguous, bo
   assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'true']);
   assert.match(err.message, /no answer within 400 ms\); it may still be applied/);
   assert.ok(api.gets >= 2, `kept asking (${api.gets} reads)`);
-  assert.ok(elapsed >= 750 && elapsed < 2_000, `the answer's 400 ms, then 400 ms of settling (${elapsed.toFixed(0)} ms)`);
+  // the lower bound is causal; the upper one leaves a loaded machine's slack
+  assert.ok(elapsed >= 750 && elapsed < 10_000, `the answer's 400 ms, then 400 ms of settling (${elapsed.toFixed(0)} ms)`);
 });
 
 test('a refused connection is NOT_READY and not ambiguous (the write never left)', async (t) => {

@@ -1,21 +1,13 @@
 // Short versions of the Kubernetes reliability scenarios (real etcd + kube-apiservers, gateways
-// as child processes, load from ghz or a caller process). npm run reliability runs them longer.
+// as child processes, load from a caller process). npm run reliability runs them longer.
 import { after, before, describe, test } from 'node:test';
 import { controlPlaneBinaries } from '../cluster/control-plane.ts';
 import { devCerts } from '../helpers/certs.ts';
-import { ghzPath } from './load.ts';
 import { FULL, report } from './report.ts';
 import { controlPlaneFaults, remoteKilled, replicaKilled, soak, startKubeEnv, type KubeEnv } from './scenarios-kube.ts';
 
 const bins = controlPlaneBinaries();
-let skip: string | false = 'missing' in bins ? bins.missing : false;
-if (!skip) {
-  try {
-    ghzPath();
-  } catch (err) {
-    skip = `ghz unavailable: ${(err as Error).message.slice(0, 200)}`;
-  }
-}
+const skip: string | false = 'missing' in bins ? bins.missing : false;
 
 describe('reliability on real API servers (short)', { skip }, () => {
   const certs = devCerts({ after });

@@ -1,10 +1,14 @@
-// The ledger: every test under load ends by comparing what callers were told with what the
-// clusters hold. Allocations reported = GameServers newly Allocated; no name twice; no
-// GameServer Allocated without a caller told, unless its reply was lost and it is reclaimable
-// through the idempotency key it was allocated with (a retry with that key returns it and
-// allocates nothing new). One module, used by every load test.
+// The ledger: every test under load ends by comparing, name by name, what callers were told (from
+// the responses) with the GameServers the clusters hold, read past the gateways. auditCalls is the
+// load scenarios' ledger (told twice, told but not Allocated, Allocated but untold, each counted;
+// a lost reply forgiven only for a call whose own outcome was unknown); auditLedger serves the
+// in-process suites, whose store the test holds. One module, used by every load test.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { MemoryStore } from '../../src/cluster/memory/memory-store.ts';
 import { idempotencyHash } from '../../src/router/idempotency.ts';
+import { clientIdentity } from '../../src/server/tls.ts';
+import type { CallRecord } from './caller.ts';
 
 /** One GameServer as the audit sees it. */
 export interface AuditedGameServer {
@@ -137,41 +141,108 @@ export function auditedNames(logs: readonly Record<string, unknown>[]): string[]
   return auditLines(logs).map((l) => l.gameServer as string);
 }
 
-/** Waits until a child gateway's audit lines stop arriving (its log stream is asynchronous). */
-export async function settledAudit(logs: readonly Record<string, unknown>[], quietMs = 500, maxMs = 30_000): Promise<void> {
-  const end = Date.now() + maxMs;
-  let last = -1;
-  while (Date.now() < end) {
-    const n = logs.length;
-    if (n === last) return;
-    last = n;
-    await new Promise((r) => setTimeout(r, quietMs));
-  }
+/** The identity the gateway derives from a client certificate (SAN URI, else SAN DNS, else CN). */
+export function identityOfCert(certFile: string): string | null {
+  const x = new X509Certificate(readFileSync(certFile));
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(x.subject)?.[1];
+  return clientIdentity({ subjectaltname: x.subjectAltName ?? '', subject: { CN: cn } } as never);
+}
+
+export interface CallLedger extends LedgerResult {
+  /** Calls told a name. */
+  readonly told: number;
+  /** Told a name the cluster does not hold as Allocated (by that allocation). */
+  readonly toldNotAllocated: number;
+  /** Allocated in the cluster with no caller told and no call of unknown outcome to explain it. */
+  readonly allocatedUntold: number;
+  /** Calls whose own outcome was unknown to their caller. */
+  readonly unknownCalls: number;
 }
 
 /**
- * Replays the idempotency key of every audited allocation (keys are `<prefix>-<n>`, as the load
- * generators send them) and counts those that return the same GameServer. A lost reply is
- * reclaimable exactly when its replay returns it; the caller checks that replays allocated nothing new.
+ * The ledger by name: what each caller was told (from the responses) against the GameServers the
+ * cluster holds, read independently of the gateway. Told twice, told but not Allocated, and
+ * Allocated but untold are each counted and listed; an untold allocation is forgiven only when its
+ * idempotency annotation names a call whose own outcome was unknown (its reply lost in flight),
+ * and each such call explains one allocation at most. With re-readied GameServers (soak) an
+ * allocation is a name plus its last-allocated stamp; `events` lists those the cluster made.
  */
-export async function replayAuditedKeys(
-  logs: readonly Record<string, unknown>[],
-  allocate: (key: string) => Promise<string | null>,
-  namespace: string,
-  prefixes: readonly { prefix: string; count: number }[],
-): Promise<{ lines: number; matched: number }> {
-  const lines = auditLines(logs).filter((l) => typeof l.idempotencyKey === 'string');
-  const byHash = new Map<string, string>();
-  for (const identity of new Set(lines.map((l) => l.identity as string | null))) {
-    for (const { prefix, count } of prefixes) for (let i = 0; i < count + 10; i++) byHash.set(idempotencyHash(namespace, identity, `${prefix}-${i}`), `${prefix}-${i}`);
-  }
-  let matched = 0;
-  const queue = [...lines];
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    for (let l = queue.pop(); l; l = queue.pop()) {
-      const key = byHash.get(l.idempotencyKey as string);
-      if (key && (await allocate(key).catch(() => null)) === l.gameServer) matched++;
+export function auditCalls(i: {
+  /** Each call; `identity` when its client certificate differs from the run's. */
+  readonly calls: readonly (Pick<CallRecord, 'key' | 'name' | 'allocatedAt' | 'outcome'> & { readonly identity?: string | null })[];
+  readonly namespace: string;
+  readonly identity: string | null;
+  readonly before?: ClusterSnapshot;
+  readonly after?: ClusterSnapshot;
+  /** Re-readied runs: every allocation the cluster made (name, stamp, idempotency annotation). */
+  readonly events?: readonly AllocationEvent[];
+}): CallLedger {
+  const problems: string[] = [];
+  const reReadied = i.events !== undefined;
+  const before = i.before ?? new Map<string, AuditedGameServer>();
+  const after = i.after ?? new Map<string, AuditedGameServer>();
+  const id = (name: string, stamp: string | undefined) => (reReadied ? `${name}|${stamp ?? ''}` : name);
+  // What the cluster made during the run.
+  const made = new Map<string, AllocationEvent>();
+  if (i.events) for (const e of i.events) made.set(id(e.name, e.stamp), e);
+  else {
+    for (const g of after.values()) {
+      const was = before.get(g.name);
+      if (g.state !== 'Allocated') continue;
+      if (was?.state === 'Allocated' && was.annotations[LAST_ALLOCATED] === g.annotations[LAST_ALLOCATED]) continue;
+      made.set(g.name, { name: g.name, stamp: g.annotations[LAST_ALLOCATED] ?? '', key: g.annotations[IDEMPOTENCY_ANNOTATION] ?? '' });
+      if (was?.state === 'Allocated') problems.push(`${g.name} was Allocated before the run and allocated again`);
     }
-  }));
-  return { lines: lines.length, matched };
+  }
+  const hashOf = (c: { key: string; identity?: string | null }) => idempotencyHash(i.namespace, c.identity !== undefined ? c.identity : i.identity, c.key);
+  const byHash = new Map(i.calls.map((c) => [hashOf(c), c]));
+  const told = i.calls.filter((c) => c.outcome === 'told' && c.name !== undefined);
+  const times = new Map<string, string[]>();
+  for (const c of told) times.set(id(c.name!, c.allocatedAt), [...(times.get(id(c.name!, c.allocatedAt)) ?? []), c.key]);
+  let toldTwice = 0;
+  for (const [n, keys] of times) {
+    if (keys.length > 1) {
+      toldTwice += keys.length - 1;
+      problems.push(`${n} was told to ${keys.length} callers: ${keys.slice(0, 4).join(', ')}`);
+    }
+  }
+  let toldNotAllocated = 0;
+  for (const c of told) {
+    const e = made.get(id(c.name!, c.allocatedAt));
+    if (!e) {
+      toldNotAllocated++;
+      if (toldNotAllocated <= 5) problems.push(`${c.key} was told ${c.name}${reReadied ? ` (${c.allocatedAt})` : ''}, which the cluster ${reReadied ? 'never allocated so' : `holds as ${after.get(c.name!)?.state ?? 'absent'}`}`);
+    } else if (e.key && e.key !== hashOf(c)) {
+      toldTwice++;
+      problems.push(`${c.key} was told ${c.name}, which the cluster allocated for another call's key`);
+    }
+  }
+  let allocatedUntold = 0;
+  let forgiven = 0;
+  const used = new Set<string>();
+  for (const [n, e] of made) {
+    if (times.has(n)) continue;
+    const call = e.key ? byHash.get(e.key) : undefined;
+    if (call && call.outcome === 'unknown' && !used.has(call.key)) {
+      used.add(call.key);
+      forgiven++;
+      continue;
+    }
+    allocatedUntold++;
+    if (allocatedUntold <= 5) problems.push(`${n} is Allocated but no caller was told: ${call ? `its call ${call.key} was ${call.outcome === 'unknown' ? 'already forgiven once' : call.outcome}` : 'no call of this run carries its key'}`);
+  }
+  if (toldNotAllocated > 5) problems.push(`… ${toldNotAllocated} told but not Allocated in all`);
+  if (allocatedUntold > 5) problems.push(`… ${allocatedUntold} Allocated but untold in all`);
+  const unknownCalls = i.calls.filter((c) => c.outcome === 'unknown').length;
+  return {
+    reported: told.length, newlyAllocated: made.size, doubles: toldTwice, lost: allocatedUntold + toldNotAllocated, reclaimable: forgiven,
+    problems, told: told.length, toldNotAllocated, allocatedUntold, unknownCalls,
+  };
+}
+
+/** One allocation the cluster made: its GameServer, last-allocated stamp and idempotency annotation. */
+export interface AllocationEvent {
+  readonly name: string;
+  readonly stamp: string;
+  readonly key: string;
 }

@@ -1,11 +1,11 @@
-// Load for reliability scenarios: ghz in its own process (asynchronous, so faults can be injected
-// while it runs), process measurements from /proc, and the scenario result row.
+// Load for reliability scenarios: the caller process (caller.ts, asynchronous, so faults can be
+// injected while it runs), process measurements from /proc, and the scenario result row.
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { ghzPath, protoset } from '../bench/harness.ts';
+import { fileURLToPath } from 'node:url';
 import type { TestCerts } from '../helpers/certs.ts';
-
-export { ghzPath };
+import type { CallerOptions, CallerOutput, CallRecord } from './caller.ts';
+import { auditedNames } from './ledger.ts';
 
 /** One row of the reliability table. */
 export interface ScenarioResult {
@@ -21,66 +21,8 @@ export interface ScenarioResult {
   /** Gateway RSS growth over the run (MiB), or NaN when not measured. */
   readonly rssGrowthMiB: number;
   readonly note?: string;
-}
-
-export interface GhzResult {
-  readonly count: number;
-  readonly rps: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly ok: number;
-  /** ghz's status names, e.g. OK, Unavailable, ResourceExhausted, DeadlineExceeded. */
-  readonly codes: Readonly<Record<string, number>>;
-  readonly errors: Readonly<Record<string, number>>;
-}
-
-export interface GhzOptions {
-  readonly certs: Pick<TestCerts, 'caFile' | 'clientCertFile' | 'clientKeyFile'>;
-  readonly port: number;
-  /** Request JSON; ghz templates such as {{.RequestNumber}} are expanded. */
-  readonly data: unknown;
-  readonly metadata?: Record<string, string>;
-  readonly concurrency: number;
-  readonly connections?: number;
-  /** Total calls (-n) and/or duration (-z, ms); with both, whichever ends first. */
-  readonly total?: number;
-  readonly durationMs?: number;
-  /** Constant request rate (0 = as fast as possible). */
-  readonly rps?: number;
-  /** Per-call deadline. */
-  readonly timeoutMs?: number;
-}
-
-/** Runs ghz without blocking this event loop. */
-export function ghzAsync(o: GhzOptions): Promise<GhzResult> {
-  const args = [
-    '--cacert', o.certs.caFile, '--cert', o.certs.clientCertFile, '--key', o.certs.clientKeyFile, '--cname', 'localhost',
-    '--protoset', protoset(), '--call', 'allocation.AllocationService/Allocate', '-d', JSON.stringify(o.data),
-    ...(o.metadata ? ['-m', JSON.stringify(o.metadata)] : []),
-    '-c', String(o.concurrency), '--connections', String(o.connections ?? 1),
-    ...(o.total !== undefined ? ['-n', String(o.total)] : []),
-    ...(o.durationMs !== undefined ? ['-z', `${o.durationMs}ms`] : []),
-    ...(o.rps ? ['-r', String(o.rps)] : []),
-    '-t', `${o.timeoutMs ?? 5_000}ms`,
-    '--format', 'json', `127.0.0.1:${o.port}`,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(ghzPath(), args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
-      // ghz exits non-zero when calls failed; its JSON is still the report.
-      let r: {
-        count: number; rps: number; statusCodeDistribution?: Record<string, number>; errorDistribution?: Record<string, number>;
-        latencyDistribution: { percentage: number; latency: number }[] | null;
-      };
-      try {
-        r = JSON.parse(stdout);
-      } catch {
-        return reject(new Error(`ghz failed: ${err?.message ?? ''} ${stderr.slice(-2_000)}`));
-      }
-      const pct = (p: number) => (r.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? NaN) / 1e6;
-      const codes = r.statusCodeDistribution ?? {};
-      resolve({ count: r.count, rps: r.rps, p50Ms: pct(50), p99Ms: pct(99), ok: codes.OK ?? 0, codes, errors: r.errorDistribution ?? {} });
-    });
-  });
+  /** Test file that printed the row (set by report()). */
+  readonly file?: string;
 }
 
 /** Resident set size (MiB) of a process. */
@@ -114,9 +56,54 @@ export function sampleRss(pid: number, everyMs = 200): { stop(): { peakMiB: numb
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Codes a healthy gateway may answer under load and faults: never INTERNAL, UNKNOWN or RESOURCE_EXHAUSTED from overload. */
-export function unexpectedCodes(r: GhzResult, allowed: readonly string[]): string[] {
-  return Object.entries(r.codes).filter(([c]) => !allowed.includes(c)).map(([c, n]) => `${c}×${n}: ${Object.keys(r.errors).slice(0, 3).join(' | ')}`);
+const CALLER = fileURLToPath(new URL('./caller.ts', import.meta.url));
+
+/** Runs the load process (caller.ts) without blocking this event loop; every call's record comes back. */
+export function runCaller(o: Omit<CallerOptions, 'caFile' | 'certFile' | 'keyFile'>, certs: { caFile: string; clientCertFile: string; clientKeyFile: string }): Promise<CallerOutput & { outerMs: number }> {
+  const t0 = performance.now();
+  const opts: CallerOptions = { ...o, caFile: certs.caFile, certFile: certs.clientCertFile, keyFile: certs.clientKeyFile };
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CALLER, JSON.stringify(opts)], { encoding: 'utf8', maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`caller failed: ${err.message}\n${stderr.slice(-2_000)}`));
+      resolve({ ...(JSON.parse(stdout.trim().split('\n').at(-1)!) as CallerOutput), outerMs: performance.now() - t0 });
+    });
+  });
+}
+
+/** Calls by what they ended with: 'OK', or code/reason (e.g. 'UNAVAILABLE/OVERLOADED'). */
+export function tally(results: readonly CallRecord[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of results) {
+    const k = r.outcome === 'told' ? 'OK' : `${r.code}/${r.reason ?? r.outcome}`;
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** Outcomes outside `allowed` ('OK' or 'CODE/REASON'), with counts. */
+export function unexpected(results: readonly CallRecord[], allowed: readonly string[]): string[] {
+  return Object.entries(tally(results)).filter(([k]) => !allowed.includes(k)).map(([k, n]) => `${k}×${n}`);
+}
+
+export function p99Of(results: readonly CallRecord[]): number {
+  const s = results.map((r) => r.endedAt - r.startedAt).sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] ?? NaN;
+}
+
+/**
+ * Waits until a child gateway has audited `n` allocations since log line `from`: a fault goes in
+ * once the load is being served (the load process may start late on a loaded machine), not after
+ * a guess at when that happens.
+ */
+export async function untilServed(gw: { readonly name: string; readonly logs: readonly Record<string, unknown>[] }, n: number, from = 0): Promise<void> {
+  for (const end = Date.now() + 60_000; auditedNames(gw.logs.slice(from)).length < n; await sleep(50)) {
+    if (Date.now() > end) throw new Error(`${gw.name}: fewer than ${n} allocations served within 60 s`);
+  }
+}
+
+/** Calls in flight at `at` (Date.now() ms): started before, ended after. */
+export function inFlightAt(results: readonly CallRecord[], at: number): CallRecord[] {
+  return results.filter((r) => r.startedAt <= at && r.endedAt >= at);
 }
 
 /** Allocated / Ready counts of a namespace as a gateway's GatewayService.GetCapacity reports them. */

@@ -1,19 +1,20 @@
-// Reliability scenarios on real kube-apiservers and etcd: faults of the control plane under ghz
-// load, a replica SIGKILLed mid-allocation, a remote allocator killed and black-holed, and the
-// soak. The clusters (not process memory) hold the truth the ledger audits.
+// Reliability scenarios on real kube-apiservers and etcd: faults of the control plane under load,
+// a replica SIGKILLed mid-allocation, a remote allocator killed and black-holed, and the soak. The
+// load process records per call the GameServer it was told; the ledger compares those names with
+// the clusters' objects, read from the API servers (not from the gateways).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { startControlPlane, startEtcd, type ControlPlane, type EtcdHandle } from '../cluster/control-plane.ts';
 import type { TestCerts } from '../helpers/certs.ts';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { blackHole, policy, policyDir } from '../multicluster/fixtures.ts';
-import { auditedNames, auditLedger, LAST_ALLOCATED, replayAuditedKeys, settledAudit, snapshotItems, type ClusterSnapshot, type LedgerResult } from './ledger.ts';
-import { fdCount, ghzAsync, rssMiB, sleep, unexpectedCodes, type GhzResult, type ScenarioResult } from './load.ts';
-import { keyed, type Owner } from './scenarios-memory.ts';
+import { auditCalls, identityOfCert, IDEMPOTENCY_ANNOTATION, LAST_ALLOCATED, snapshotItems, type AllocationEvent, type CallLedger, type ClusterSnapshot } from './ledger.ts';
+import type { CallerOutput } from './caller.ts';
+import { idempotencyHash } from '../../src/router/idempotency.ts';
+import { fdCount, inFlightAt, p99Of, rssMiB, runCaller, sleep, tally, unexpected, untilServed, type ScenarioResult } from './load.ts';
+import type { Owner } from './scenarios-memory.ts';
 
-const CALLER = fileURLToPath(new URL('./caller.ts', import.meta.url));
-const FAULT_CODES = ['OK', 'Unavailable', 'DeadlineExceeded', 'Aborted'];
+/** What a fault may cost a caller: an answer lost (unknown), not ready, the caller's deadline, contention. */
+const FAULT_OUTCOMES = ['OK', 'UNAVAILABLE/unknown', 'UNAVAILABLE/NOT_READY', 'DEADLINE_EXCEEDED/unknown', 'DEADLINE_EXCEEDED/DEADLINE_EXCEEDED', 'ABORTED/CONTENTION', 'UNAVAILABLE/ALL_TARGETS_FAILED'];
 
 export interface KubeEnv {
   readonly etcd: EtcdHandle;
@@ -53,24 +54,16 @@ function kubeGateway(owner: Owner, certs: TestCerts, cp: ControlPlane, ns: strin
   return startGatewayProcess(owner, { certs, name, config: { log: { level: 'info' }, cluster: { kind: 'kubernetes', kubeconfig: cp.kubeconfigPath, namespaces: [ns] }, ...extra } });
 }
 
-/** Ledger for a ghz phase on a Kubernetes gateway: cluster snapshots, ghz OK count, audit lines, key replay for lost replies. */
-async function ghzLedger(gw: GatewayProcess, cp: ControlPlane, ns: string, before: ClusterSnapshot, r: GhzResult, prefix: string, auditFrom: number): Promise<LedgerResult> {
-  await settledAudit(gw.logs);
-  const logs = gw.logs.slice(auditFrom);
-  const audited = auditedNames(logs);
-  const after = await snapshot(cp, ns);
-  const newly = auditLedger({ before, after }).newlyAllocated;
-  let reclaimed = 0;
-  const extra: string[] = [];
-  if (newly > r.ok) {
-    const client = gw.client();
-    const rep = await replayAuditedKeys(logs, (key) => client.allocate({ namespace: ns }, { idempotencyKey: key, deadline: 10_000 }).then((x) => x.gameServerName), ns, [{ prefix, count: r.count }]);
-    const again = auditLedger({ before, after: await snapshot(cp, ns) }).newlyAllocated;
-    if (again !== newly) extra.push(`replaying keys allocated ${again - newly} more`);
-    else if (rep.matched === rep.lines && rep.lines === newly) reclaimed = newly - r.ok;
-  }
-  const l = auditLedger({ before, after, toldCount: r.ok, audited, reclaimed });
-  return { ...l, problems: [...l.problems, ...extra] };
+function ledger(calls: CallerOutput['results'], certs: TestCerts, ns: string, before: ClusterSnapshot, after: ClusterSnapshot): CallLedger {
+  return auditCalls({ calls, namespace: ns, identity: identityOfCert(certs.clientCertFile), before, after });
+}
+
+function callerRow(scenario: string, out: CallerOutput, l: CallLedger, extra: Partial<ScenarioResult>): ScenarioResult {
+  return {
+    scenario, requests: out.results.reduce((n, x) => n + x.tries, 0), rps: out.results.length / ((out.endedAt - out.startedAt) / 1000), faults: 1, badInputs: 0,
+    doubles: l.doubles, lost: l.lost, p99Ms: p99Of(out.results), rssGrowthMiB: NaN, ...extra,
+    note: [`${l.told} told by name, ${l.unknownCalls} of unknown outcome (${l.reclaimable} of them allocated)`, extra.note].filter(Boolean).join('; '),
+  };
 }
 
 /** kube-apiserver restarted, etcd paused, watch expired (410): three phases under load on one gateway. */
@@ -80,58 +73,63 @@ export async function controlPlaneFaults(owner: Owner, certs: TestCerts, env: Ku
   await createPool(env.a, ns, 'cp', total * 3 + 100);
   const gw = await kubeGateway(owner, certs, env.a, ns, 'kube-faults');
   const rows: ScenarioResult[] = [];
-  const phase = async (name: string, prefix: string, inject: () => Promise<void>): Promise<void> => {
+  // `inject` returns the interval during which the fault held; calls in flight then were hit.
+  const phase = async (name: string, prefix: string, inject: () => Promise<{ from: number; to: number }>): Promise<void> => {
     const before = await snapshot(env.a, ns);
-    const auditFrom = gw.logs.length;
     const rss0 = rssMiB(gw.pid);
-    const load = ghzAsync({ certs, port: gw.grpcPort, data: { namespace: ns, metadata: { labels: { req: 'r{{.RequestNumber}}' } } }, metadata: keyed(prefix), concurrency: 8, rps: o.rps, total, timeoutMs: 3_000 });
-    await sleep(o.phaseMs / 4);
-    await inject();
-    const r = await load;
-    await sleep(1_000);
-    assert.deepEqual(unexpectedCodes(r, FAULT_CODES), [], name);
-    const l = await ghzLedger(gw, env.a, ns, before, r, prefix, auditFrom);
+    const from = gw.logs.length;
+    const load = runCaller({ addresses: [gw.address], total, rps: o.rps, concurrency: 8, deadlineMs: 3_000, request: { namespace: ns }, labelEach: 'req', keyPrefix: prefix, retryForMs: 0 }, certs);
+    await untilServed(gw, Math.max(5, Math.round(total / 5)), from);
+    const fault = await inject();
+    const out = await load;
+    assert.deepEqual(unexpected(out.results, FAULT_OUTCOMES), [], name);
+    // The fault hit: calls (each a write) were in flight while it held, not only before or after.
+    const hit = out.results.filter((r) => r.startedAt <= fault.to && r.endedAt >= fault.from);
+    assert.ok(hit.length > 0, `${name}: no call was in flight while the fault held`);
+    const l = ledger(out.results, certs, ns, before, await snapshot(env.a, ns));
     assert.deepEqual(l.problems, [], name);
     // Serving again after the fault.
-    const after = await gw.client().allocate({ namespace: ns }, { deadline: 10_000 });
-    assert.ok(after.gameServerName);
-    rows.push({ scenario: name, requests: r.count, rps: r.rps, faults: 1, badInputs: 0, doubles: l.doubles, lost: l.lost, p99Ms: r.p99Ms, rssGrowthMiB: rssMiB(gw.pid) - rss0, note: `${r.ok} OK, ${JSON.stringify(r.codes)}` });
+    const again = await gw.client().allocate({ namespace: ns }, { deadline: 10_000 });
+    assert.ok(again.gameServerName);
+    rows.push(callerRow(name, out, l, { rssGrowthMiB: rssMiB(gw.pid) - rss0, note: `${hit.length} calls in flight during the fault; ${JSON.stringify(tally(out.results))}` }));
   };
-  await phase('kube-apiserver restarted under load', 'restart', () => env.a.restartApiServer());
-  await phase('etcd paused 3 s under load', 'pause', async () => {
+  const window = async (fn: () => Promise<void>) => {
+    const from = Date.now();
+    await fn();
+    return { from, to: Date.now() };
+  };
+  await phase('kube-apiserver restarted under load', 'restart', () => window(() => env.a.restartApiServer()));
+  await phase('etcd paused 3 s under load', 'pause', () => window(async () => {
     env.etcd.pause();
     await sleep(3_000);
     env.etcd.resume();
-  });
-  await phase('watch expired (410 Gone) under load', 'expired', async () => {
+  }));
+  await phase('watch expired (410 Gone) under load', 'expired', () => window(async () => {
     await env.a.stopApiServer();
     // Another API server on the same etcd changes the namespace; etcd is compacted past the gateway's resourceVersion.
     for (let i = 0; i < 5; i++) await env.a2.createGameServer(ns, { name: `late-${i}`, labels: { pool: 'late' } });
     await env.etcd.compact();
     await env.a.startApiServer();
-  });
+  }));
   assert.ok(gw.logs.some((l) => /410 Gone|expired/.test(String(l.msg))), 'the gateway did not relist after 410');
   return rows;
 }
 
-interface CallerResult {
-  readonly results: { key: string; name?: string; code?: string; tries: number; latencyMs: number }[];
-  readonly ms: number;
+/**
+ * Writes held in flight: etcd paused, so every Allocate now on its way waits on its write; the
+ * fault is injected while they wait, then etcd resumes. Returns when the fault was injected.
+ */
+async function withWritesInFlight(env: KubeEnv, fault: () => Promise<void>): Promise<number> {
+  env.etcd.pause();
+  try {
+    await sleep(600);
+    const at = Date.now();
+    await fault();
+    return at;
+  } finally {
+    env.etcd.resume();
+  }
 }
-
-function runCaller(o: Record<string, unknown>): Promise<CallerResult> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CALLER, JSON.stringify(o)], { encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`caller failed: ${err.message}\n${stderr.slice(-2_000)}`));
-      resolve(JSON.parse(stdout.trim().split('\n').at(-1)!) as CallerResult);
-    });
-  });
-}
-
-const p99 = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] ?? NaN;
-};
 
 /** Two replicas on one cluster; one SIGKILLed mid-allocation; callers retry the same key on the other. */
 export async function replicaKilled(owner: Owner, certs: TestCerts, env: KubeEnv, o: { total: number; rps: number }): Promise<ScenarioResult> {
@@ -139,28 +137,20 @@ export async function replicaKilled(owner: Owner, certs: TestCerts, env: KubeEnv
   await createPool(env.a, ns, 'k', o.total + 50);
   const [r1, r2] = await Promise.all([kubeGateway(owner, certs, env.a, ns, 'replica-1'), kubeGateway(owner, certs, env.a, ns, 'replica-2')]);
   const before = await snapshot(env.a, ns);
-  const caller = runCaller({
-    addresses: [r1.address, r2.address], caFile: certs.caFile, certFile: certs.clientCertFile, keyFile: certs.clientKeyFile,
-    total: o.total, rps: o.rps, deadlineMs: 2_000, request: { namespace: ns }, keyPrefix: 'kill', retryForMs: 30_000,
-  });
-  // Kill replica 1 while it is allocating (its audit lines are still coming).
-  const killAt = Date.now() + (o.total / o.rps) * 300;
-  while (Date.now() < killAt) await sleep(20);
-  const inFlightAtKill = r1.logs.length;
-  await r1.kill('SIGKILL');
+  const caller = runCaller({ addresses: [r1.address, r2.address], total: o.total, rps: o.rps, deadlineMs: 2_000, request: { namespace: ns }, keyPrefix: 'kill', retryForMs: 30_000 }, certs);
+  // Kill replica 1 once it serves, while its writes are in flight (held there by an etcd pause).
+  await untilServed(r1, Math.max(5, Math.round(o.total / 10)));
+  const killedAt = await withWritesInFlight(env, () => r1.kill('SIGKILL'));
   const out = await caller;
-  const told = out.results.filter((x) => x.name !== undefined).map((x) => x.name!);
-  const failed = out.results.filter((x) => x.name === undefined);
-  const after = await snapshot(env.a, ns);
-  const l = auditLedger({ before, after, told });
+  // The kill hit: calls whose first try was on replica 1 lost their answer with it.
+  const lostAnswers = inFlightAt(out.results, killedAt).filter((r) => r.firstTarget === 0 && r.firstUnknown);
+  assert.ok(lostAnswers.length > 0, 'no call on replica 1 lost its answer: the kill missed');
+  const failed = out.results.filter((x) => x.outcome !== 'told');
   assert.deepEqual(failed.map((f) => `${f.key}: ${f.code}`), [], 'callers that retried were never told');
+  const l = ledger(out.results, certs, ns, before, await snapshot(env.a, ns));
   assert.deepEqual(l.problems, []);
-  assert.equal(l.reclaimable, 0);
-  return {
-    scenario: 'replica SIGKILLed mid-allocation (2 replicas, retry same key)', requests: out.results.reduce((n, x) => n + x.tries, 0), rps: o.total / (out.ms / 1000),
-    faults: 1, badInputs: 0, doubles: l.doubles, lost: l.lost, p99Ms: p99(out.results.map((x) => x.latencyMs)), rssGrowthMiB: NaN,
-    note: `${told.length} told, ${out.results.filter((x) => x.tries > 1).length} retried; killed after ${inFlightAtKill} log lines`,
-  };
+  assert.equal(l.reclaimable, 0, 'every caller was told by its retry, so no allocation is left to forgive');
+  return callerRow('replica SIGKILLed mid-allocation (2 replicas, retry same key)', out, l, { note: `${lostAnswers.length} answers lost at the kill, ${out.results.filter((x) => x.tries > 1).length} calls retried` });
 }
 
 /** A front gateway forwarding to a remote allocator behind a black hole; the remote SIGKILLed mid-request and restarted. */
@@ -179,27 +169,33 @@ export async function remoteKilled(owner: Owner, certs: TestCerts, env: KubeEnv,
   });
   const before = await snapshot(env.b, ns);
   const caller = runCaller({
-    addresses: [front.address], caFile: certs.caFile, certFile: certs.clientCertFile, keyFile: certs.clientKeyFile,
-    total: o.total, rps: o.rps, deadlineMs: 2_000, request: { namespace: 'default', multiClusterSetting: { enabled: true } }, keyPrefix: 'remote', retryForMs: 40_000,
-  });
-  await sleep((o.total / o.rps) * 300);
+    addresses: [front.address], total: o.total, rps: o.rps, deadlineMs: 2_000, request: { namespace: 'default', multiClusterSetting: { enabled: true } }, keyPrefix: 'remote', retryForMs: 40_000,
+  }, certs);
+  await untilServed(front, Math.max(5, Math.round(o.total / 5)));
   const port = b.grpcPort;
-  await b.kill('SIGKILL');
+  const killed = b.address;
+  // Forwarded calls wait on the remote's writes (etcd paused) when it dies.
+  await withWritesInFlight(env, () => b.kill('SIGKILL'));
   await sleep(2_000);
   b = await kubeGateway(owner, certs, env.b, ns, 'remote-b-restarted', { grpc: { host: '127.0.0.1', port } });
   const out = await caller;
-  const told = out.results.filter((x) => x.name !== undefined).map((x) => x.name!);
-  const failed = out.results.filter((x) => x.name === undefined);
-  const after = await snapshot(env.b, ns);
-  const l = auditLedger({ before, after, told });
+  // The kill hit: the front lost at least one answer from the remote (an ambiguous attempt).
+  const lostAnswers = front.logs.filter((x) => x.endpoint === killed && x.outcome === 'ambiguous').length;
+  assert.ok(lostAnswers > 0, 'the front lost no answer from the killed remote: the kill missed');
+  const failed = out.results.filter((x) => x.outcome !== 'told');
   assert.deepEqual(failed.map((f) => `${f.key}: ${f.code}`), [], 'callers that retried were never told');
+  // Cluster B's GameServers carry the key the front forwarded ('gw1-' + the hash of the caller's
+  // key, as policy-router sends it), under the front's client identity.
+  const callerId = identityOfCert(certs.clientCertFile);
+  const frontId = identityOfCert(certs.clientCertFile);
+  const calls = out.results.map((r) => ({ ...r, key: `gw1-${idempotencyHash('default', callerId, r.key)}`, identity: frontId }));
+  const l = auditCalls({ calls, namespace: ns, identity: frontId, before, after: await snapshot(env.b, ns) });
   assert.deepEqual(l.problems, []);
+  assert.equal(l.reclaimable, 0, 'every caller was told by its retry, so no allocation is left to forgive');
   const blackHoled = front.logs.filter((x) => x.endpoint === hole).length;
-  return {
-    scenario: 'remote allocator SIGKILLed mid-request + black-holed endpoint', requests: out.results.reduce((n, x) => n + x.tries, 0), rps: o.total / (out.ms / 1000),
-    faults: 2, badInputs: 0, doubles: l.doubles, lost: l.lost, p99Ms: p99(out.results.map((x) => x.latencyMs)), rssGrowthMiB: NaN,
-    note: `${told.length} told, ${out.results.filter((x) => x.tries > 1).length} retried, ${blackHoled} black-hole attempts logged`,
-  };
+  return callerRow('remote allocator SIGKILLed mid-request + black-holed endpoint', out, l, {
+    faults: 2, note: `${lostAnswers} answers lost at the kill, ${out.results.filter((x) => x.tries > 1).length} retried, ${blackHoled} black-hole attempts logged`,
+  });
 }
 
 /** Soak: steady rate, GameServers re-readied as they are allocated; RSS, heap, fds and p99 over time. */
@@ -207,14 +203,19 @@ export async function soak(owner: Owner, certs: TestCerts, env: KubeEnv, o: { wi
   const ns = 'soak';
   await createPool(env.a, ns, 's', 400);
   const gw = await kubeGateway(owner, certs, env.a, ns, 'soak');
-  const seen = new Set<string>(); // name|last-allocated: one per allocation the cluster made
+  // name|last-allocated → the allocation, one per allocation the cluster made (read from the API server)
+  const seen = new Map<string, AllocationEvent>();
+  const note = (g: { metadata: { name: string; annotations?: Record<string, string> } }) => {
+    const stamp = g.metadata.annotations?.[LAST_ALLOCATED] ?? '';
+    seen.set(`${g.metadata.name}|${stamp}`, { name: g.metadata.name, stamp, key: g.metadata.annotations?.[IDEMPOTENCY_ANNOTATION] ?? '' });
+  };
   let stop = false;
   const reReadier = (async () => {
     while (!stop) {
       const list = await env.a.listGameServers(ns).catch(() => ({ items: [] }));
       for (const g of list.items as { metadata: { name: string; annotations?: Record<string, string> }; status: { state: string } }[]) {
         if (g.status.state !== 'Allocated') continue;
-        seen.add(`${g.metadata.name}|${g.metadata.annotations?.[LAST_ALLOCATED] ?? ''}`);
+        note(g);
         await env.a.patchGameServer(ns, g.metadata.name, { status: { state: 'Ready' } }).catch(() => {});
       }
       await sleep(100);
@@ -226,7 +227,7 @@ export async function soak(owner: Owner, certs: TestCerts, env: KubeEnv, o: { wi
     return m ? Number(m[1]) / (1 << 20) : NaN;
   };
   const samples: string[] = [];
-  const windows: { r: GhzResult; rss: number; heap: number; fds: number }[] = [];
+  const windows: { r: { count: number; rps: number; p99Ms: number; out: CallerOutput }; rss: number; heap: number; fds: number }[] = [];
   // Every sample after the warm-up window, in time order (the request rate is constant).
   const trace: { heap: number; rss: number }[] = [];
   for (let w = 0; w < o.windows; w++) {
@@ -242,7 +243,8 @@ export async function soak(owner: Owner, certs: TestCerts, env: KubeEnv, o: { wi
         await sleep(500);
       }
     })();
-    const r = await ghzAsync({ certs, port: gw.grpcPort, data: { namespace: ns }, concurrency: 8, rps: o.rps, total: Math.round((o.windowMs * o.rps) / 1000), timeoutMs: 3_000 });
+    const out = await runCaller({ addresses: [gw.address], total: Math.round((o.windowMs * o.rps) / 1000), rps: o.rps, concurrency: 8, deadlineMs: 3_000, request: { namespace: ns }, keyPrefix: `soak${w}`, retryForMs: 0 }, certs);
+    const r = { count: out.results.length, rps: out.results.length / ((out.endedAt - out.startedAt) / 1000), p99Ms: p99Of(out.results), out };
     sampling = false;
     await sampler;
     const rec = { r, rss: Math.min(...rsses), heap: Math.min(...heaps.filter(Number.isFinite)), fds: fdCount(gw.pid) };
@@ -254,13 +256,13 @@ export async function soak(owner: Owner, certs: TestCerts, env: KubeEnv, o: { wi
   await reReadier;
   const final = await env.a.listGameServers(ns);
   for (const g of final.items as { metadata: { name: string; annotations?: Record<string, string> }; status: { state: string } }[]) {
-    if (g.status.state === 'Allocated') seen.add(`${g.metadata.name}|${g.metadata.annotations?.[LAST_ALLOCATED] ?? ''}`);
+    if (g.status.state === 'Allocated') note(g);
   }
   const requests = windows.reduce((n, w) => n + w.r.count, 0);
-  const ok = windows.reduce((n, w) => n + w.r.ok, 0);
-  for (const w of windows) assert.deepEqual(unexpectedCodes(w.r, ['OK', 'ResourceExhausted']), []);
-  await settledAudit(gw.logs);
-  const l = auditLedger({ newlyAllocated: seen.size, reReadied: true, toldCount: ok, audited: auditedNames(gw.logs) });
+  const calls = windows.flatMap((w) => w.r.out.results);
+  for (const w of windows) assert.deepEqual(unexpected(w.r.out.results, ['OK', 'RESOURCE_EXHAUSTED/NO_GAME_SERVER']), []);
+  // By allocation: every (name, last-allocated) a caller was told is one the cluster made, once.
+  const l = auditCalls({ calls, namespace: ns, identity: identityOfCert(certs.clientCertFile), events: [...seen.values()] });
   assert.deepEqual(l.problems, []);
   const { doubles, lost } = l;
   // Growth measured from the end of the first window (warm-up) to the end.

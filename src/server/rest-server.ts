@@ -55,7 +55,7 @@ function sendError(res: ServerResponse, w: WireError, status = w.http, headers: 
  * an admission slot past either.
  */
 /** How long a body may still arrive once the call's deadline has passed. */
-const BODY_DEADLINE_GRACE_MS = 100;
+const BODY_DEADLINE_GRACE_MS = 1_000;
 
 function readBody(req: IncomingMessage, limit: number, signal: AbortSignal, timeoutMs: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {

@@ -29,3 +29,13 @@ test('request targets named after object properties are 404, never a 200 or 500'
   }
   assert.equal(await rawStatus(gw.gateway.restPort, certs, '/openapi.yaml'), 200);
 });
+
+test('a call whose deadline has already passed still has its body judged: an invalid request is 400', async (t) => {
+  const certs = devCerts(t);
+  const gw = await startGateway(t, { certs });
+  const invalid = await gw.rest({ namespace: '', lists: { l: { deleteValues: [[null]] } } }, { headers: { 'grpc-timeout': '0H' } });
+  assert.equal(invalid.status, 400, JSON.stringify(invalid.body));
+  // A valid one is answered by the route: deadline passed (504) or, as here, nothing to allocate (429).
+  const valid = await gw.rest({ namespace: 'default' }, { headers: { 'grpc-timeout': '0H' } });
+  assert.ok(valid.status === 504 || valid.status === 429, JSON.stringify(valid.body));
+});

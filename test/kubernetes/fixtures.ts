@@ -1,6 +1,7 @@
 // Shared pieces of the suites that run the gateway on a real kube-apiserver: the deploy/
 // manifests, raw API calls as any user (with the API server's warnings), GameServer pools,
 // an in-process gateway that is not awaited to be ready, and call outcomes.
+import { outcomeOf } from '../reliability/caller.ts';
 import https from 'node:https';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -142,14 +143,15 @@ export async function allocatedIn(cp: ControlPlane, namespace: string): Promise<
 }
 
 /** How one Allocate call ended. */
-export type Outcome = { readonly ok: string } | { readonly code: string; readonly reason: string | null; readonly message: string };
+/** A failure's `unknown`: the caller cannot know whether it allocated (no answer, or one marked ambiguous). */
+export type Outcome = { readonly ok: string } | { readonly code: string; readonly reason: string | null; readonly message: string; readonly unknown: boolean };
 
 export async function outcome(p: Promise<{ gameServerName: string }>): Promise<Outcome> {
   try {
     return { ok: (await p).gameServerName };
   } catch (err) {
-    if (err instanceof AllocatorError) return { code: err.codeName, reason: err.reason, message: err.details };
-    return { code: 'CLIENT', reason: null, message: String(err) };
+    if (err instanceof AllocatorError) return { code: err.codeName, reason: err.reason, message: err.details, unknown: outcomeOf(err) === 'unknown' };
+    return { code: 'CLIENT', reason: null, message: String(err), unknown: true };
   }
 }
 

@@ -116,9 +116,15 @@ describe('API server restart under load', { skip: skipReason }, () => {
     }
     const items = ((await cp.listGameServers(NS)).items as Json[]).filter((g) => g.metadata.labels['agones.dev/fleet'] === fleet);
     const allocated = new Map(items.filter((g) => g.status.state === 'Allocated').map((g) => [g.metadata.name as string, g.metadata.labels.req as string]));
-    const lost = [...allocated].filter(([name, req]) => told.get(name) !== req);
-    assert.deepEqual(lost, [], 'every Allocated GameServer was reported to the caller whose request wrote it (none lost)');
-    assert.equal(allocated.size, told.size, 'every success is Allocated on the API server');
+    // An Allocated GameServer its writer was not told is forgiven only when that call's own outcome
+    // was unknown (no answer, or one marked ambiguous): the caller was told it may have allocated.
+    const byReq = new Map(calls.map((x) => [x.req, x.outcome]));
+    const untold = [...allocated].filter(([name, req]) => told.get(name) !== req);
+    const lost = untold.filter(([, req]) => { const o = byReq.get(req); return !(o && !('ok' in o) && o.unknown); });
+    assert.deepEqual(lost, [], 'every Allocated GameServer was reported to the caller whose request wrote it, or that call\'s outcome was unknown (none lost)');
+    for (const [name] of told) assert.equal(allocated.get(name) !== undefined, true, `${name} was told but is not Allocated on the API server`);
+    assert.equal(allocated.size, told.size + untold.length, 'every success is Allocated on the API server');
+    if (untold.length > 0) console.log(`${untold.length} allocations whose callers got an unknown outcome: ${untold.map(([n, r]) => `${n} (${r})`).join(', ')}`);
 
     // and both replicas are ready and serving
     for (const r of replicas) assert.equal((await fetch(`http://127.0.0.1:${r.opsPort}/ready`)).status, 200, `${r.name} ready`);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import type { AllocatorError } from '../../src/client/index.ts';
 import { devCerts } from '../helpers/certs.ts';
 import { readyPool } from '../helpers/game-servers.ts';
@@ -85,16 +85,22 @@ describe('GatewayService decoding and caches are bounded', () => {
   });
 });
 
+/** A gateway in enforce mode over both tenants' pools with these policies, and the game-eu tenant's certificate. */
+async function tenants(t: TestContext, policies: object[]) {
+  const certs = devCerts(t);
+  const eu = certs.leaf('eu', { san: 'URI:spiffe://tenants/game-eu' });
+  const dir = policyDir(t, certs, policies);
+  const gw = await startGateway(t, {
+    certs,
+    gameServers: pools(),
+    config: { authorization: { mode: 'enforce', clients: grants }, multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir } },
+  });
+  return { certs, eu, gw };
+}
+
 describe('authorization covers every namespace the gateway acts in (enforce)', () => {
   test('GetCapacity and ExplainRoute answer only for granted namespaces', async (t) => {
-    const certs = devCerts(t);
-    const eu = certs.leaf('eu', { san: 'URI:spiffe://tenants/game-eu' });
-    const dir = policyDir(t, certs, [policy('local', { priority: 1, policyNamespace: 'game-us', namespace: 'game-us' })]);
-    const gw = await startGateway(t, {
-      certs,
-      gameServers: pools(),
-      config: { authorization: { mode: 'enforce', clients: grants }, multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir } },
-    });
+    const { certs, eu, gw } = await tenants(t, [policy('local', { priority: 1, policyNamespace: 'game-us', namespace: 'game-us' })]);
     const client = gatewayServiceClient(gw.grpcAddress, certs, eu);
     t.after(() => client.close());
     const own = await client.getCapacity({ namespaces: ['game-eu'] });
@@ -110,15 +116,8 @@ describe('authorization covers every namespace the gateway acts in (enforce)', (
   });
 
   test('a policy whose connectionInfo.namespace the caller may not use is not followed', async (t) => {
-    const certs = devCerts(t);
-    const eu = certs.leaf('eu', { san: 'URI:spiffe://tenants/game-eu' });
     // A policy in game-eu (the caller's namespace) that sends its requests to game-us.
-    const dir = policyDir(t, certs, [policy('to-us', { priority: 1, policyNamespace: 'game-eu', namespace: 'game-us' })]);
-    const gw = await startGateway(t, {
-      certs,
-      gameServers: pools(),
-      config: { authorization: { mode: 'enforce', clients: grants }, multiCluster: { policySource: 'file', policyFile: dir.policyFile, secretsDir: dir.secretsDir } },
-    });
+    const { eu, gw } = await tenants(t, [policy('to-us', { priority: 1, policyNamespace: 'game-eu', namespace: 'game-us' })]);
     const err = await caught<AllocatorError>(gw.client(eu).allocate({ namespace: 'game-eu', multiClusterSetting: { enabled: true } }, { deadline: 5_000 }));
     assert.equal(err.codeName, 'PERMISSION_DENIED', err.details);
     const attempts = JSON.parse(err.errorInfo?.metadata.attempts ?? '[]') as { outcome: string }[];

@@ -31,7 +31,7 @@ const KubernetesCluster = z.strictObject({
        * most burst saved. Beyond it events wait (aggregating), then drop.
        */
       qps: z.coerce.number().positive().default(2),
-      perEvent: z.coerce.number().min(0).max(1).default(0.05),
+      perEvent: z.coerce.number().min(0).max(1).default(0.01),
       burst: z.coerce.number().int().min(1).default(20),
       /** Distinct events waiting to be written; more are dropped (counted in gateway_kubernetes_events_dropped_total). */
       maxPending: z.coerce.number().int().min(1).default(1_000),

@@ -168,9 +168,10 @@ export async function partialMessages(owner: Owner, certs: TestCerts, o: { conne
   assert.deepEqual(unexpected(out.results, ['OK']), [], 'the other identity was hurt by partial messages');
   // The identity's share of 128 MiB is 32 MiB: of 1 MiB streams, at most ~32 stay open.
   assert.ok(replies.length - overloaded <= 40, `${replies.length - overloaded} of ${replies.length} partial streams were still held`);
-  // Buffers live outside the JS heap; V8 collects them once ~64 MiB more are allocated, so up to that much
-  // may be garbage not yet collected. Unbounded, every byte offered stays held.
-  assert.ok(heldExternalMiB < 32 + 64, `external memory ${heldExternalMiB.toFixed(0)} MiB above the start while ${attemptedMiB} MiB of partial messages were offered`);
+  // Buffers live outside the JS heap; V8 collects them only after many more are allocated, so well over
+  // the 32 MiB share may be garbage not yet collected (98 MiB seen in a loaded run). Unbounded, every byte
+  // offered stays held: the bound is what tells the two apart.
+  assert.ok(heldExternalMiB < (attemptedMiB * 2) / 3, `external memory ${heldExternalMiB.toFixed(0)} MiB above the start while ${attemptedMiB} MiB of partial messages were offered`);
   const l = memoryLedger(before, await gw.store.snapshot(), out.results, certs);
   assert.deepEqual(l.problems, []);
   return {

@@ -14,6 +14,8 @@ export const LIMITS = {
   maxListCapacity: 1000,
   /** Total annotation bytes, as Kubernetes limits them. */
   maxAnnotationBytes: 256 * 1024,
+  /** Namespaces one GatewayService.GetCapacity call may name. */
+  maxCapacityNamespaces: 64,
   /** Length of a list value or containsValue. */
   maxValueLength: 1024,
 } as const;

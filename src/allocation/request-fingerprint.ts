@@ -15,9 +15,14 @@ function canonical(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
+/** Hex digest of a value's canonical JSON: fixed-size, whatever the value's size or map order. */
+export function digestOf(value: unknown): string {
+  return createHash('sha256').update(canonical(value)).digest('hex').slice(0, 32);
+}
+
 /** Hex digest of the validated request (without its request identifier, which each attempt may set anew). */
 export function requestFingerprint(req: AllocationRequest): string {
   const annotations = Object.fromEntries(Object.entries(req.metadata.annotations).filter(([k]) => k !== REQUEST_ID_ANNOTATION));
   const fingerprinted = { ...req, metadata: { labels: req.metadata.labels, annotations } };
-  return createHash('sha256').update(canonical(fingerprinted)).digest('hex').slice(0, 32);
+  return digestOf(fingerprinted);
 }

@@ -18,7 +18,7 @@ export function entryLimit(field: protobuf.Field): number {
     case 'priorities':
       return LIMITS.maxPriorities;
     case 'namespaces': // GetCapacityRequest
-      return 64;
+      return LIMITS.maxCapacityNamespaces;
     default:
       return LIMITS.maxListValues;
   }

@@ -1,7 +1,7 @@
 // The caller's view of remote capacity: GetCapacity answers cached per target with a short
 // TTL, and, for remotes that do not advertise (agones-allocator: UNIMPLEMENTED), a short
 // negative cache after RESOURCE_EXHAUSTED for the same namespace and selectors.
-import { createHash } from 'node:crypto';
+import { digestOf } from '../allocation/request-fingerprint.ts';
 import { setOwn } from '../allocation/records.ts';
 import type { AllocationRequest } from '../allocation/types.ts';
 import type { CapacityAnswer, RemoteTarget } from '../remote/remote-client.ts';
@@ -51,7 +51,7 @@ const targetKey = (t: RemoteTarget): string => `${t.endpoints.join(',')}\u0000${
 
 /** The selectors part of a request, as a fixed-size cache key (selectors may be hundreds of KB). */
 export function selectorsKey(req: AllocationRequest): string {
-  return createHash('sha256').update(JSON.stringify(req.selectors, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))).digest('base64url');
+  return digestOf(req.selectors);
 }
 
 export class CapacityCache {

@@ -4,6 +4,7 @@ import { AllocationError } from '../allocation/errors.ts';
 import { setOwn } from '../allocation/records.ts';
 import { requestFromWire, type DecodeOptions } from '../allocation/from-proto.ts';
 import { namespaceProblem } from '../allocation/labels.ts';
+import { LIMITS } from '../allocation/limits.ts';
 import type { WireAllocationRequest } from '../allocation/wire.ts';
 import type { Engine } from '../engine/engine.ts';
 import { namespaceCapacity, type NamespaceCapacity, type StateCounts } from './capacity.ts';
@@ -24,9 +25,6 @@ export interface GatewayServiceOptions {
   /** Throws PERMISSION_DENIED unless `identity` may allocate in `namespace` (forwarding when `multiCluster`). */
   readonly authorize: (identity: string | null, namespace: string, multiCluster: boolean) => void;
 }
-
-/** Namespaces one GetCapacity call may name (the bounded decoder refuses more). */
-export const MAX_CAPACITY_NAMESPACES = 64;
 
 /** What a unary handler learns about its call. */
 export interface ServiceCall {
@@ -61,7 +59,7 @@ export function gatewayServiceHandlers(opts: GatewayServiceOptions): Record<stri
         if (problem) throw new AllocationError('INVALID_FIELD', `namespaces[${i}]: ${problem}`, { metadata: { field: `namespaces[${i}]` } });
         opts.authorize(call.identity, ns, false);
       }
-      const names = asked.length > 0 ? asked : opts.engine.index.namespaces().filter((ns) => opts.mayUse(call.identity, ns)).slice(0, MAX_CAPACITY_NAMESPACES);
+      const names = asked.length > 0 ? asked : opts.engine.index.namespaces().filter((ns) => opts.mayUse(call.identity, ns)).slice(0, LIMITS.maxCapacityNamespaces);
       const now = Date.now();
       const namespaces: Record<string, ReturnType<typeof wireCapacity>> = {};
       for (const ns of names) {

@@ -213,22 +213,24 @@ export class PolicyRouter implements Router {
     const { logger, metrics } = this.#o;
     const p = target.policy;
     const ns = p.targetNamespace;
+    // Where a target that was not called is said to be: 'local', or its endpoints.
+    const where = target.kind === 'local' ? 'local' : target.endpoints.join(',');
     const report = (endpoint: string, outcome: string, code: string, message: string): void => {
       attempts.push({ target: target.name, endpoint, outcome, code, message });
     };
     if (target.problem !== null) {
       this.#warnOnce(target.problem, { reqId: ctx.reqId, namespace: req.namespace, policy: p.name, target: target.name });
-      report(target.kind === 'local' ? 'local' : target.endpoints.join(','), 'misconfigured', '', target.problem);
+      report(where, 'misconfigured', '', target.problem);
       return { next: true };
     }
     const destination = target.kind === 'local' ? `local|${ns}` : `${[...target.endpoints].sort().join(',')}|${ns}`;
     if (tried.has(destination)) {
-      report(target.kind === 'local' ? 'local' : target.endpoints.join(','), 'skipped', '', `policy ${p.name}: same destination as an earlier target of this route`);
+      report(where, 'skipped', '', `policy ${p.name}: same destination as an earlier target of this route`);
       return { next: true };
     }
     tried.add(destination);
     if (this.#o.mayUse && !this.#o.mayUse(ctx.identity, ns)) {
-      report(target.kind === 'local' ? 'local' : target.endpoints.join(','), 'forbidden', 'PERMISSION_DENIED', `policy ${p.name}: the caller may not use namespace ${ns}`);
+      report(where, 'forbidden', 'PERMISSION_DENIED', `policy ${p.name}: the caller may not use namespace ${ns}`);
       return { next: true };
     }
 
@@ -259,7 +261,7 @@ export class PolicyRouter implements Router {
     if (p.secretName === '') {
       const problem = `policy ${p.namespace}/${p.name}: connectionInfo.secretName is required for a remote target (the client certificate)`;
       this.#warnOnce(problem, { policy: p.name, target: target.name });
-      report(target.endpoints.join(','), 'misconfigured', '', problem);
+      report(where, 'misconfigured', '', problem);
       return { next: true };
     }
     try {
@@ -268,14 +270,14 @@ export class PolicyRouter implements Router {
       if (ctx.signal.aborted) return { stop: withAttempts(abortError(ctx.signal), attempts) };
       const problem = `policy ${p.namespace}/${p.name}: ${err instanceof SecretProblem ? err.message : String(err)}`;
       this.#warnOnce(problem, { policy: p.name, target: target.name });
-      report(target.endpoints.join(','), 'misconfigured', '', problem);
+      report(where, 'misconfigured', '', problem);
       return { next: true };
     }
     const remote: RemoteTarget = { name: target.name, endpoints: target.endpoints, tls, credentials: `${p.namespace}/${p.secretName}`, serverCa: p.serverCa };
     const decision = await this.#o.capacity.decide(remote, ns, req, Math.min(this.#o.capacityWaitMs, budget.remainingMs() / 4));
     if (decision.kind === 'skip') {
-      report(target.endpoints.join(','), 'skipped-no-capacity', '', decision.reason);
-      metrics.remoteAttempts.inc({ target: target.name, endpoint: target.endpoints.join(','), outcome: 'skipped-no-capacity' });
+      report(where, 'skipped-no-capacity', '', decision.reason);
+      metrics.remoteAttempts.inc({ target: target.name, endpoint: where, outcome: 'skipped-no-capacity' });
       return { next: true };
     }
     const forwardedKey = hash === null ? null : `${FORWARDED_KEY_PREFIX}${hash}`;

@@ -35,100 +35,62 @@ export function snapshotItems(...lists: { items: { metadata: { name: string; ann
 }
 
 export interface LedgerInput {
-  /** The clusters before and after the run (omit when only counts are known: see newlyAllocated). */
-  readonly before?: ClusterSnapshot;
-  readonly after?: ClusterSnapshot;
-  /**
-   * How many allocations the clusters made, when they can only be counted: a GetCapacity
-   * difference, or Ready→Allocated transitions seen while GameServers were re-readied (soak).
-   */
-  readonly newlyAllocated?: number;
-  /** GameServers were re-readied during the run, so one name may legitimately be allocated again. */
-  readonly reReadied?: boolean;
-  /** Names callers were told, one per successful call (a key's repeats listed once). */
-  readonly told?: readonly string[];
-  /** When callers' names are unknown (ghz): how many calls succeeded. */
-  readonly toldCount?: number;
+  /** The cluster before and after the run. */
+  readonly before: ClusterSnapshot;
+  readonly after: ClusterSnapshot;
+  /** Names callers were told, one per successful call. */
+  readonly told: readonly string[];
   /** Names in the gateways' audit lines ('allocated'). */
   readonly audited?: readonly string[];
-  /** Allocations whose lost replies were reclaimed through their idempotency keys (see replayAuditedKeys). */
-  readonly reclaimed?: number;
 }
 
 export interface LedgerResult {
   readonly reported: number;
   readonly newlyAllocated: number;
-  /** A GameServer handed to two callers (or more calls told than allocations made). */
+  /** A GameServer handed to two callers, allocated twice, or audited twice. */
   readonly doubles: number;
-  /** Allocated in a cluster, no caller told, not reclaimed. */
+  /** Allocated in the cluster, no caller told. */
   readonly lost: number;
-  /** Allocated, reply lost, returned again through its idempotency key. */
-  readonly reclaimable: number;
   readonly problems: readonly string[];
 }
 
-/** Compares callers, audit log and clusters; doubles and lost must both be 0. */
+/** Compares callers, audit log and cluster name by name; doubles and lost must both be 0. */
 export function auditLedger(i: LedgerInput): LedgerResult {
   const problems: string[] = [];
-  const before = i.before ?? new Map<string, AuditedGameServer>();
-  const after = i.after ?? new Map<string, AuditedGameServer>();
+  const { before, after } = i;
   const newly = [...after.values()].filter((g) => g.state === 'Allocated' && before.get(g.name)?.state !== 'Allocated');
   let doubles = 0;
-  if (!i.reReadied) {
-    // Allocated before the run and stamped again: allocated twice.
-    for (const g of after.values()) {
-      const was = before.get(g.name);
-      if (g.state === 'Allocated' && was?.state === 'Allocated' && g.annotations[LAST_ALLOCATED] !== was.annotations[LAST_ALLOCATED]) {
-        doubles++;
-        problems.push(`${g.name} was Allocated before the run and allocated again`);
-      }
+  // Allocated before the run and stamped again: allocated twice.
+  for (const g of after.values()) {
+    const was = before.get(g.name);
+    if (g.state === 'Allocated' && was?.state === 'Allocated' && g.annotations[LAST_ALLOCATED] !== was.annotations[LAST_ALLOCATED]) {
+      doubles++;
+      problems.push(`${g.name} was Allocated before the run and allocated again`);
     }
   }
-  const newlyAllocated = i.newlyAllocated ?? newly.length;
-  const reported = i.told?.length ?? i.toldCount ?? 0;
-  let reclaimable = Math.max(0, i.reclaimed ?? 0);
-  let lost = 0;
-  if (i.told && !i.reReadied && i.after) {
-    // Names known on both sides: match them one by one.
-    const seen = new Map<string, number>();
-    for (const n of i.told) seen.set(n, (seen.get(n) ?? 0) + 1);
-    for (const [n, c] of seen) {
-      if (c > 1) {
-        doubles += c - 1;
-        problems.push(`${n} was handed to ${c} callers`);
-      }
-      if (after.get(n)?.state !== 'Allocated') problems.push(`${n} was reported allocated but the cluster holds it as ${after.get(n)?.state ?? 'absent'}`);
+  const seen = new Map<string, number>();
+  for (const n of i.told) seen.set(n, (seen.get(n) ?? 0) + 1);
+  for (const [n, c] of seen) {
+    if (c > 1) {
+      doubles += c - 1;
+      problems.push(`${n} was handed to ${c} callers`);
     }
-    const unexplained = newly.filter((g) => !seen.has(g.name));
-    const reclaim = Math.min(reclaimable, unexplained.length);
-    reclaimable = reclaim;
-    lost = unexplained.length - reclaim;
-    if (lost > 0) problems.push(`${lost} Allocated without a caller told: ${unexplained.slice(0, 5).map((g) => g.name).join(', ')}`);
-  } else {
-    if (reported > newlyAllocated) {
-      doubles += reported - newlyAllocated;
-      problems.push(`${reported} calls told, only ${newlyAllocated} allocations made`);
-    }
-    const unexplained = Math.max(0, newlyAllocated - reported);
-    reclaimable = Math.min(reclaimable, unexplained);
-    lost = unexplained - reclaimable;
-    if (lost > 0) problems.push(`${newlyAllocated} allocations made, ${reported} calls told, ${reclaimable} reclaimed through their keys`);
+    if (after.get(n)?.state !== 'Allocated') problems.push(`${n} was reported allocated but the cluster holds it as ${after.get(n)?.state ?? 'absent'}`);
   }
+  const unexplained = newly.filter((g) => !seen.has(g.name));
+  const lost = unexplained.length;
+  if (lost > 0) problems.push(`${lost} Allocated without a caller told: ${unexplained.slice(0, 5).map((g) => g.name).join(', ')}`);
   if (i.audited) {
-    if (!i.reReadied) {
-      const dup = i.audited.length - new Set(i.audited).size;
-      if (dup > 0) {
-        doubles += dup;
-        problems.push(`${dup} GameServer names audited twice`);
-      }
+    const dup = i.audited.length - new Set(i.audited).size;
+    if (dup > 0) {
+      doubles += dup;
+      problems.push(`${dup} GameServer names audited twice`);
     }
-    if (i.audited.length !== newlyAllocated) problems.push(`${i.audited.length} audit lines for ${newlyAllocated} allocations`);
-    if (i.after && !i.reReadied) {
-      const set = new Set(i.audited);
-      for (const g of newly) if (!set.has(g.name)) problems.push(`${g.name} is Allocated but no gateway audited it`);
-    }
+    if (i.audited.length !== newly.length) problems.push(`${i.audited.length} audit lines for ${newly.length} allocations`);
+    const set = new Set(i.audited);
+    for (const g of newly) if (!set.has(g.name)) problems.push(`${g.name} is Allocated but no gateway audited it`);
   }
-  return { reported, newlyAllocated, doubles, lost, reclaimable, problems };
+  return { reported: i.told.length, newlyAllocated: newly.length, doubles, lost, problems };
 }
 
 /** Audit lines of allocations in captured gateway logs. */
@@ -149,6 +111,8 @@ export function identityOfCert(certFile: string): string | null {
 }
 
 export interface CallLedger extends LedgerResult {
+  /** Allocated, reply lost, explained by a call whose own outcome was unknown. */
+  readonly reclaimable: number;
   /** Calls told a name. */
   readonly told: number;
   /** Told a name the cluster does not hold as Allocated (by that allocation). */

@@ -8,10 +8,10 @@
 // ledger is read from the API server, not from the gateway.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
 import { readdirSync, readFileSync } from 'node:fs';
 import { AllocatorError, type AllocatorClient } from '../../src/client/index.ts';
 import { startControlPlane, type ControlPlane, type Json } from '../cluster/control-plane.ts';
+import { startAdmissionGate, type AdmissionGate } from '../helpers/admission-gate.ts';
 import { devCerts } from '../helpers/certs.ts';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { skipReason, until } from './fixtures.ts';
@@ -25,77 +25,7 @@ const owner = { after: (fn: () => Promise<void> | void) => void cleanups.push(fn
 let cp: ControlPlane;
 let gw: GatewayProcess;
 let client: AllocatorClient;
-let gate: Gate;
-
-/** A validating webhook for GameServer and Lease updates in NS that holds the reviews `hold` picks. */
-interface Gate {
-  /** Names of the objects reviewed, in order. */
-  readonly seen: string[];
-  hold: ((name: string) => boolean) | null;
-  /** Holds nothing more and lets the held reviews through. */
-  open(): void;
-}
-
-async function startGate(): Promise<Gate> {
-  const pair = certs.leaf('webhook', { eku: 'serverAuth', san: 'IP:127.0.0.1' });
-  const held: (() => void)[] = [];
-  const gate: Gate = {
-    seen: [],
-    hold: null,
-    open() {
-      gate.hold = null;
-      for (const release of held.splice(0)) release();
-    },
-  };
-  const server = https.createServer({ cert: readFileSync(pair.certFile), key: readFileSync(pair.keyFile) }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const review = JSON.parse(Buffer.concat(chunks).toString()) as Json;
-      gate.seen.push(String(review.request?.name));
-      const answer = (): void => {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
-          apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request?.uid, allowed: true },
-        }));
-      };
-      if (gate.hold?.(String(review.request?.name))) held.push(answer);
-      else answer();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.push(() => {
-    gate.open();
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  const port = (server.address() as { port: number }).port;
-  const r = await cp.request('POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name: 'stall-gate' },
-    webhooks: [{
-      name: 'stall-gate.gateway.test',
-      clientConfig: { url: `https://127.0.0.1:${port}/validate`, caBundle: readFileSync(certs.caFile).toString('base64') },
-      rules: [
-        { apiGroups: ['agones.dev'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['gameservers'], scope: 'Namespaced' },
-        { apiGroups: ['coordination.k8s.io'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['leases'], scope: 'Namespaced' },
-      ],
-      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } },
-      sideEffects: 'None',
-      admissionReviewVersions: ['v1'],
-      timeoutSeconds: 30,
-      failurePolicy: 'Fail',
-    }],
-  });
-  assert.equal(r.status, 201, r.text);
-  // The API server picks the configuration up asynchronously: wait until it calls the webhook.
-  let n = 0;
-  await until('the webhook is called', async () => {
-    await cp.patchGameServer(NS, 'probe', { metadata: { annotations: { probe: String(++n) } } });
-    return gate.seen.includes('probe');
-  }, 20_000, 200);
-  return gate;
-}
+let gate: AdmissionGate;
 
 /** Code, reason and ErrorInfo metadata of a failed call; the name of a successful one. */
 async function call(p: Promise<{ gameServerName: string }>): Promise<{ ok: string } | { code: string; reason: string | null; metadata: Record<string, string>; message: string }> {
@@ -119,7 +49,19 @@ before(async () => {
     config: { cluster: { kind: 'kubernetes', kubeconfig: cp.kubeconfigPath, namespaces: [NS] }, allocation: { writeTimeoutMs: WRITE_TIMEOUT_MS } },
   });
   client = gw.client();
-  gate = await startGate();
+  // Holds GameServer and Lease updates in NS when a test asks it to.
+  gate = await startAdmissionGate(cp, certs, owner, {
+    name: 'stall-gate',
+    namespace: NS,
+    rules: [
+      { apiGroups: ['agones.dev'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['gameservers'], scope: 'Namespaced' },
+      { apiGroups: ['coordination.k8s.io'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['leases'], scope: 'Namespaced' },
+    ],
+    probe: async (n) => {
+      await cp.patchGameServer(NS, 'probe', { metadata: { annotations: { probe: String(n) } } });
+      return 'probe';
+    },
+  });
 });
 after(async () => {
   cp?.resumeEtcd();

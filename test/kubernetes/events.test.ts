@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startControlPlane, type ControlPlane, type Json } from '../cluster/control-plane.ts';
 import { devCerts } from '../helpers/certs.ts';
+import { startAdmissionGate } from '../helpers/admission-gate.ts';
 import { scrape } from '../helpers/prometheus.ts';
 import { createGameServers, skipReason, startLocalGateway, until, type LocalGateway } from './fixtures.ts';
 
@@ -70,18 +71,37 @@ describe('Kubernetes Events on a real API server', { skip: skipReason }, () => {
     assert.equal(m.sum('gateway_kubernetes_events_dropped_total'), 0);
   });
 
-  test('re-allocating the same GameServer aggregates into one Allocated event with a count', async (t) => {
+  test('re-allocating the same GameServer aggregates into one Allocated event with a count, also while its first write is in flight', async (t) => {
     const ns = 'ev-aggregate';
     const gw = await gateway(t, ns);
     await cp.createGameServer(ns, { name: 'gs-r', labels: { 'agones.dev/fleet': 'f' } });
+    // The API server holds Event creations here until the test lets them through: the repeats
+    // below are recorded while the first Event's write is in flight.
+    const gate = await startAdmissionGate(cp, certs, t, {
+      name: 'event-gate',
+      namespace: ns,
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['events'], scope: 'Namespaced' }],
+      probe: async (n) => {
+        const name = `probe-${n}`;
+        const r = await cp.request('POST', `/api/v1/namespaces/${ns}/events`, { metadata: { name }, involvedObject: { kind: 'Pod', name: 'probe', namespace: ns }, reason: 'Probe', message: 'probe', type: 'Normal' });
+        assert.equal(r.status, 201, r.text);
+        return name;
+      },
+    });
+    gate.hold = (name) => name.startsWith('gs-r.');
+    const from = gate.seen.length;
     const again = { namespace: ns, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'f' }, gameServerState: 'ALLOCATED' as const }, { matchLabels: { 'agones.dev/fleet': 'f' } }] };
     await until('cached', async () => 'ok' in (await gw.allocate(again)));
+    await until('the first Event write reaches the API server', () => gate.seen.slice(from).some((n) => n.startsWith('gs-r.')), 5_000, 10);
     for (let i = 0; i < 5; i++) assert.ok('ok' in (await gw.allocate(again)));
+    await new Promise((r) => setTimeout(r, 300)); // time for a second, wrong creation to be sent
+    gate.open();
     const gs = (await cp.request('GET', `/apis/agones.dev/v1/namespaces/${ns}/gameservers/gs-r`)).body;
     const evs = await until('count 6', async () => {
       const e = await eventsOf(ns, gs);
       return e.length === 1 && e[0]!.count === 6 ? e : undefined;
     });
+    assert.equal(gate.seen.filter((n) => n.startsWith('gs-r.')).length, 1, `one Event created: ${gate.seen.join(' ')}`);
     assert.equal(evs[0]!.reason, 'Allocated');
     assert.ok(Date.parse(evs[0]!.lastTimestamp) >= Date.parse(evs[0]!.firstTimestamp));
   });

@@ -63,6 +63,8 @@ export class KubernetesEventRecorder implements EventRecorder {
   #earned = 0;
   #refilledAt: number;
   #inFlight = 0;
+  /** Keys being written: a repeat waits for its write, else it would create a second Event. */
+  readonly #writing = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   #lastWarnMs = 0;
@@ -137,6 +139,7 @@ export class KubernetesEventRecorder implements EventRecorder {
     const concurrency = this.#o.concurrency ?? 4;
     for (const [key, p] of this.#pending) {
       if (this.#inFlight >= concurrency) break;
+      if (this.#writing.has(key)) continue;
       if (this.#tokens < 1) {
         // Wait for the next token; what is pending keeps aggregating meanwhile.
         this.#schedule(Math.min(1_000, Math.ceil(((1 - this.#tokens) / this.#o.qps) * 1000)));
@@ -145,8 +148,10 @@ export class KubernetesEventRecorder implements EventRecorder {
       this.#tokens--;
       this.#pending.delete(key);
       this.#inFlight++;
+      this.#writing.add(key);
       void this.#write(key, p).finally(() => {
         this.#inFlight--;
+        this.#writing.delete(key);
         if (this.#pending.size > 0) this.#schedule(0);
         else if (this.#inFlight === 0) this.#wake();
       });

@@ -58,8 +58,9 @@ export interface ClusterStore {
    */
   update(next: GameServer, signal: AbortSignal): Promise<GameServer>;
   /**
-   * Per-node counts over every namespace of the cluster, as Agones counts them, when the store can
-   * read them all; null or absent = the engine counts the namespaces it serves.
+   * Per-node counts over the cluster's namespaces the store does NOT serve, when it can read them
+   * all; the engine adds the served ones it indexes, so Packed counts every namespace, as Agones
+   * does. Null or absent = the served namespaces only.
    */
   readonly nodeCounts?: NodeCounts | null;
   /** True once the cache reflects the cluster (initial list done). */

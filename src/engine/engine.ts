@@ -3,7 +3,7 @@
 import { AllocationError } from '../allocation/errors.ts';
 import { inSpan, startSpan } from '../observability/tracing.ts';
 import { gameServerKey, type Allocation, type AllocationRequest, type GameServer, type GameServerSelector } from '../allocation/types.ts';
-import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore } from '../cluster/store.ts';
+import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore, type NodeCounts } from '../cluster/store.ts';
 import { applyAllocation } from './actions.ts';
 import { lastAllocatedNow } from './clock.ts';
 import { GameServerIndex, type NodeRun } from './game-server-index.ts';
@@ -114,6 +114,7 @@ function pickRandom(runs: ReadonlyMap<string, NodeRun>, usable: (gs: GameServer)
 
 export class Engine {
   readonly index: GameServerIndex;
+  #allCounts: { readonly others: NodeCounts; readonly counts: NodeCounts } | undefined;
   readonly #store: ClusterStore;
   readonly #opts: EngineOptions;
   readonly #inFlight = new Set<string>();
@@ -165,13 +166,24 @@ export class Engine {
     return this.#pickPacked(runs, usable, req);
   }
 
+  /** The served namespaces' counts (the index) plus, when the store reads them, every other namespace's. */
+  #nodeCounts(): NodeCounts {
+    const others = this.#store.nodeCounts;
+    if (!others) return this.index;
+    if (this.#allCounts?.others !== others) {
+      const index = this.index;
+      this.#allCounts = { others, counts: { allocatedOn: (n) => index.allocatedOn(n) + others.allocatedOn(n), readyOn: (n) => index.readyOn(n) + others.readyOn(n) } };
+    }
+    return this.#allCounts.counts;
+  }
+
   /**
    * Packed: nodes in order of (Allocated desc, Ready desc); inside a group of equally busy nodes the
    * comparator decides. Without priorities or player ordering, each node's run is already in name
    * order, so the first usable GameServer of a node is that node's best: the walk stops early.
    */
   #pickPacked(runs: ReadonlyMap<string, NodeRun>, usable: (gs: GameServer) => boolean, req: AllocationRequest): GameServer | undefined {
-    const counts = this.#store.nodeCounts ?? this.index;
+    const counts = this.#nodeCounts();
     const nodes = [...runs.keys()].map((node) => ({ node, allocated: counts.allocatedOn(node), ready: counts.readyOn(node) }));
     nodes.sort((a, b) => b.allocated - a.allocated || b.ready - a.ready);
     const byNameOnly = req.priorities.length === 0 && !this.#opts.playerAllocationFilter;

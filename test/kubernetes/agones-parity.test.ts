@@ -121,6 +121,9 @@ describe('item 5: Packed counts GameServers per node in every namespace (agones 
     await cp.createGameServer(OTHER, { ...fleet('elsewhere', 'pk-n2', 'x1'), state: 'Allocated' });
     await cp.createGameServer(OTHER, { ...fleet('elsewhere', 'pk-n2', 'x2'), state: 'Allocated' });
     await until('counted', async () => gw.gateway.store.nodeCounts?.allocatedOn('pk-n2') === 2 && gw.gateway.engine.index.get(NS, 'pk-b') !== undefined);
+    // the cluster-wide read leaves the served namespace out (its own watch counts it): one watch event per write, not two
+    assert.equal(gw.gateway.store.nodeCounts?.readyOn('pk-n1'), 0);
+    assert.equal(gw.gateway.engine.index.readyOn('pk-n1'), 1);
     // served namespace alone: pk-n1 and pk-n2 tie (one Ready each), and the name decides: pk-a
     assert.deepEqual(await gw.allocate({ namespace: NS, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'packed' } }] }), { ok: 'pk-b' });
   });

@@ -42,7 +42,8 @@ export interface KubernetesStoreOptions {
    */
   readonly writeTimeoutMs?: number;
   /**
-   * Count Ready/Allocated GameServers per node over every namespace (a cluster-wide list+watch), as
+   * Count Ready/Allocated GameServers per node over every namespace (the served ones from their
+   * watches, the others from one cluster-wide list+watch that leaves the served ones out), as
    * Agones does for Packed; default true. Without the RBAC for it, the served namespaces are counted.
    */
   readonly clusterNodeCounts?: boolean;
@@ -154,8 +155,10 @@ export class KubernetesStore implements ClusterStore {
   }
 
   /**
-   * One cluster-wide list+watch feeding per-node counts, if this identity may read GameServers in
-   * every namespace; otherwise Packed counts only the served namespaces (logged once).
+   * One cluster-wide list+watch feeding per-node counts of the namespaces NOT served, if this
+   * identity may read GameServers in every namespace (otherwise Packed counts only the served
+   * namespaces, logged once). The served ones are counted from their own watch: reading them twice
+   * doubled the watch events every allocation costs the gateway and the API server.
    */
   async #startNodeCounts(): Promise<void> {
     let status = 0;
@@ -169,7 +172,8 @@ export class KubernetesStore implements ClusterStore {
       return;
     }
     const counter = new NodeCounter();
-    const reflector = new NamespaceReflector({ namespace: '', http: this.#http, sink: counter, logger: this.#log, ...(this.#opts.minBackoffMs !== undefined ? { minBackoffMs: this.#opts.minBackoffMs } : {}), ...(this.#opts.maxBackoffMs !== undefined ? { maxBackoffMs: this.#opts.maxBackoffMs } : {}) });
+    const fieldSelector = this.#namespaces.map((ns) => `metadata.namespace!=${ns}`).join(',');
+    const reflector = new NamespaceReflector({ namespace: '', fieldSelector, http: this.#http, sink: counter, logger: this.#log, ...(this.#opts.minBackoffMs !== undefined ? { minBackoffMs: this.#opts.minBackoffMs } : {}), ...(this.#opts.maxBackoffMs !== undefined ? { maxBackoffMs: this.#opts.maxBackoffMs } : {}) });
     this.#reflectors.push(reflector);
     reflector.start();
     this.#nodeCounts = counter;

@@ -25,6 +25,8 @@ export interface ReflectorOptions<P> {
   readonly http: KubeHttp;
   readonly sink: ReflectorSink<P>;
   readonly logger: StoreLogger;
+  /** A field selector on every list and watch, e.g. namespaces left out of a cluster-wide read. */
+  readonly fieldSelector?: string;
   /** Items per list page; default 500. */
   readonly pageSize?: number;
   /** First retry delay after a failure; default 250 ms, doubling up to maxBackoffMs. */
@@ -144,6 +146,7 @@ export class NamespaceReflector<P> {
     try {
       do {
         const query = new URLSearchParams({ limit: String(this.#opts.pageSize ?? 500) });
+        if (this.#opts.fieldSelector) query.set('fieldSelector', this.#opts.fieldSelector);
         if (cont !== '') query.set('continue', cont);
         const res = await this.#opts.http.request('GET', `${this.#path}?${query}`, { signal: this.#stopController.signal, timeoutMs: 60_000 });
         if (res.status !== 200) {
@@ -209,6 +212,7 @@ export class NamespaceReflector<P> {
       // the server ends the watch after this; client-go picks 5–10 min, likewise
       timeoutSeconds: String(300 + Math.floor(Math.random() * 300)),
     });
+    if (this.#opts.fieldSelector) query.set('fieldSelector', this.#opts.fieldSelector);
     try {
       // bookmarks (which keep our resourceVersion fresh) come every 1–2 min on a quiet namespace:
       // a connection silent for longer is presumed dead and replaced

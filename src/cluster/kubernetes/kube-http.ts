@@ -1,7 +1,10 @@
-// JSON requests to the API server with the KubeConfig's credentials over ONE keep-alive agent.
-// (@kubernetes/client-node 2.0's generated APIs build a new dispatcher, hence a new TLS
-// connection, per call; allocation writes are too hot for that.)
+// JSON requests to the API server with the KubeConfig's credentials over ONE multiplexed HTTP/2
+// connection (watches keep HTTP/1.1 connections of their own, one each, as client-go's do).
+// @kubernetes/client-node 2.0's generated APIs build a new dispatcher, hence a new TLS connection,
+// per call, and a keep-alive HTTP/1.1 agent cost the gateway twice the CPU per write of HTTP/2:
+// allocation writes are too hot for either.
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { parseExact, stringifyExact } from '../../allocation/exact-json.ts';
@@ -52,7 +55,7 @@ export interface WatchOptions {
 
 interface Credentials {
   readonly headers: Readonly<Record<string, string>>;
-  /** Keep-alive connections for requests. */
+  /** Keep-alive connections for requests to an http: server (kubectl proxy); https: ones use HTTP/2. */
   readonly agent: http.Agent;
   /** Connections for watches: long-lived, so kept apart from (and not limiting) the request pool. */
   readonly watchAgent: http.Agent;
@@ -62,6 +65,20 @@ interface Credentials {
 
 /** How long resolved credentials (token, client certificate) are reused before asking the KubeConfig again. */
 const CREDENTIALS_TTL_MS = 10_000;
+/** After a request times out, the connection must answer a PING within this long or is replaced. */
+const PING_TIMEOUT_MS = 2_000;
+
+/** The HTTP/2 connection requests share, for one set of TLS credentials. */
+interface Connection {
+  readonly session: http2.ClientHttp2Session;
+  readonly tls: readonly (Buffer | string | undefined)[];
+  /** The TLS connection was established: a request failing before that was never sent. */
+  connected: boolean;
+  /** GOAWAY received, closed or failed: no new requests on it. */
+  done: boolean;
+  /** Requests in flight: the connection keeps the process alive only while there are some. */
+  inFlight: number;
+}
 
 /** Minimal API server client: one request = one JSON round trip; HTTP errors are returned, not thrown. */
 export class KubeHttp {
@@ -69,6 +86,7 @@ export class KubeHttp {
   readonly #base: URL;
   #credentials: Credentials | undefined;
   #pending: Promise<Credentials> | undefined;
+  #connection: Connection | undefined;
   #closed = false;
 
   constructor(kubeConfig: KubeConfig) {
@@ -91,33 +109,119 @@ export class KubeHttp {
     opts.signal?.throwIfAborted();
     const url = new URL(path.replace(/^\//, ''), this.#base);
     const payload = opts.body === undefined ? undefined : Buffer.from(stringifyExact(opts.body));
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    if (url.protocol === 'https:') return await this.#request2(creds, method, url, payload, timeoutMs, opts);
     const headers: Record<string, string> = { ...creds.headers, accept: 'application/json' };
     if (payload !== undefined) {
       headers['content-type'] = opts.contentType ?? 'application/json';
       headers['content-length'] = String(payload.length);
     }
-    const send = url.protocol === 'http:' ? http.request : https.request;
     return await new Promise<KubeResponse>((resolve, reject) => {
-      const req = send(url, { method, headers, agent: creds.agent, signal: opts.signal }, (res) => {
+      const req = http.request(url, { method, headers, agent: creds.agent, signal: opts.signal }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: unknown;
-          try {
-            body = text === '' ? undefined : parseExact(text);
-          } catch {
-            body = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body });
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: jsonBody(chunks) }));
         res.on('error', (err) => reject(this.#transportError(err, method, url, opts.signal)));
       });
       // code ETIMEDOUT: the request was sent and no answer came, so a write's outcome is unknown
-      req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error(`no response within ${opts.timeoutMs ?? 30_000} ms`), { code: 'ETIMEDOUT' })));
+      req.setTimeout(timeoutMs, () => req.destroy(timedOut(timeoutMs)));
       req.on('error', (err) => reject(this.#transportError(err, method, url, opts.signal)));
       req.end(payload);
     });
+  }
+
+  /** One request on the shared HTTP/2 connection. */
+  #request2(creds: Credentials, method: string, url: URL, payload: Buffer | undefined, timeoutMs: number, opts: KubeRequestOptions): Promise<KubeResponse> {
+    const conn = this.#connect(creds);
+    const headers: http2.OutgoingHttpHeaders = { ...creds.headers, ':method': method, ':path': `${url.pathname}${url.search}`, accept: 'application/json' };
+    if (payload !== undefined) {
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      headers['content-length'] = payload.length;
+    }
+    if (conn.inFlight++ === 0) conn.session.ref();
+    const finished = (): void => {
+      if (--conn.inFlight === 0 && !conn.session.destroyed) conn.session.unref();
+    };
+    return new Promise<KubeResponse>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: Error): void => {
+        if (settled) return;
+        settled = true;
+        finished();
+        // a request that never had a connection was never sent: the store may say "not applied"
+        reject(this.#transportError(conn.connected ? err : Object.assign(new Error(err.message, { cause: err }), { code: 'ECONNREFUSED' }), method, url, opts.signal));
+      };
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = conn.session.request(headers, { endStream: payload === undefined, ...(opts.signal ? { signal: opts.signal } : {}) });
+      } catch (err) {
+        this.#retire(conn);
+        return fail(err as Error);
+      }
+      let status = 0;
+      const chunks: Buffer[] = [];
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        if (settled) return;
+        settled = true;
+        finished();
+        resolve({ status, body: jsonBody(chunks) });
+      });
+      stream.on('error', fail);
+      stream.on('close', () => fail(new Error(`stream closed before its answer (HTTP/2 code ${stream.rstCode})`)));
+      // code ETIMEDOUT: the request was sent and no answer came, so a write's outcome is unknown
+      stream.setTimeout(timeoutMs, () => {
+        fail(timedOut(timeoutMs));
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        this.#probe(conn);
+      });
+      if (payload !== undefined) stream.end(payload);
+    });
+  }
+
+  /** The shared connection for these credentials, opened on first use and after the last one ended. */
+  #connect(creds: Credentials): Connection {
+    const current = this.#connection;
+    if (current !== undefined && !current.done && sameTls(current.tls, creds.tls)) return current;
+    if (current !== undefined) this.#retire(current);
+    const [ca, cert, key, rejectUnauthorized, servername] = creds.tls;
+    const session = http2.connect(this.#base.origin, {
+      ...(ca !== undefined ? { ca } : {}),
+      ...(cert !== undefined ? { cert } : {}),
+      ...(key !== undefined ? { key } : {}),
+      ...(rejectUnauthorized === 'false' ? { rejectUnauthorized: false } : {}),
+      ...(servername !== undefined ? { servername: String(servername) } : {}),
+    });
+    const conn: Connection = { session, tls: creds.tls, connected: false, done: false, inFlight: 0 };
+    session.once('connect', () => (conn.connected = true));
+    session.once('goaway', () => this.#retire(conn));
+    session.once('close', () => this.#retire(conn));
+    session.on('error', () => this.#retire(conn)); // each stream reports it too
+    session.unref(); // idle, it must not keep the process alive
+    this.#connection = conn;
+    return conn;
+  }
+
+  /** No new requests on this connection; those in flight finish on it. */
+  #retire(conn: Connection): void {
+    conn.done = true;
+    if (this.#connection === conn) this.#connection = undefined;
+    if (!conn.session.closed && !conn.session.destroyed) conn.session.close();
+  }
+
+  /** A request timed out: a connection that also misses a PING is dead (black-holed), not busy. */
+  #probe(conn: Connection): void {
+    if (conn.done || conn.session.destroyed) return;
+    const timer = setTimeout(() => {
+      this.#retire(conn);
+      conn.session.destroy(new Error(`the API server did not answer a PING within ${PING_TIMEOUT_MS} ms`));
+    }, PING_TIMEOUT_MS);
+    timer.unref();
+    const sent = conn.session.ping((err) => {
+      if (!err) clearTimeout(timer);
+    });
+    if (!sent) clearTimeout(timer);
   }
 
   /**
@@ -186,6 +290,8 @@ export class KubeHttp {
   /** Closes all connections; later requests fail. */
   close(): void {
     this.#closed = true;
+    this.#connection?.session.destroy();
+    this.#connection = undefined;
     this.#credentials?.agent.destroy();
     this.#credentials?.watchAgent.destroy();
   }
@@ -238,6 +344,20 @@ export class KubeHttp {
     this.#credentials = { headers, agent, watchAgent, tls, expiresAt: Date.now() + CREDENTIALS_TTL_MS };
     return this.#credentials;
   }
+}
+
+/** The parsed JSON of a response (undefined if empty or not JSON). */
+function jsonBody(chunks: readonly Buffer[]): unknown {
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return text === '' ? undefined : parseExact(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function timedOut(ms: number): Error {
+  return Object.assign(new Error(`no response within ${ms} ms`), { code: 'ETIMEDOUT' });
 }
 
 function sameTls(a: readonly (Buffer | string | undefined)[], b: readonly (Buffer | string | undefined)[]): boolean {

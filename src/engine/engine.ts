@@ -70,6 +70,18 @@ function updateRejected(err: StoreRejected): AllocationError {
   });
 }
 
+/**
+ * After a conflict another writer (a replica, whose cache orders candidates as ours does) is
+ * likely ahead of us in the same order, and the candidates it took still look Ready here until
+ * their watch events arrive: retries pass over a random number of the best, the range doubling
+ * with each attempt (0–7, 0–15, … up to 0–255), so that a replica racing another jumps past what
+ * the other is taking. Packed order holds for every first attempt; only a retry after a lost
+ * race lands among the next-best.
+ */
+function passOverAfterConflicts(attempt: number): number {
+  return attempt === 0 ? 0 : Math.floor(Math.random() * 2 ** Math.min(attempt + 2, 8));
+}
+
 function firstUsable(run: NodeRun, usable: (gs: GameServer) => boolean): GameServer | undefined {
   for (const gs of run) if (usable(gs)) return gs;
   return undefined;
@@ -143,8 +155,24 @@ export class Engine {
     await this.#store.close();
   }
 
-  /** The best candidate for the request, skipping in-flight ones and versions already tried. */
-  pick(req: AllocationRequest, tried: ReadonlyMap<string, string> = new Map()): GameServer | undefined {
+  /**
+   * The best candidate for the request, skipping in-flight ones and versions already tried; with
+   * `passOver`, that many of the best are passed over (fewer if there are not that many).
+   */
+  pick(req: AllocationRequest, tried: ReadonlyMap<string, string> = new Map(), passOver = 0): GameServer | undefined {
+    let found = this.#pickOnce(req, tried);
+    if (passOver === 0 || found === undefined) return found;
+    const passed = new Map(tried);
+    for (let i = 0; i < passOver; i++) {
+      passed.set(gameServerKey(found), found.resourceVersion);
+      const next = this.#pickOnce(req, passed);
+      if (next === undefined) break;
+      found = next;
+    }
+    return found;
+  }
+
+  #pickOnce(req: AllocationRequest, tried: ReadonlyMap<string, string>): GameServer | undefined {
     for (const s of req.selectors) {
       const found = this.#pickFor(req, s, tried);
       if (found) return found;
@@ -209,7 +237,7 @@ export class Engine {
     for (let attempt = 0; attempt < this.#opts.maxWriteAttempts; attempt++) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       const pickSpan = startSpan('local pick', { 'allocator_gateway.namespace': req.namespace, 'allocator_gateway.attempt': attempt });
-      const gs = this.pick(req, tried);
+      const gs = this.pick(req, tried, passOverAfterConflicts(attempt));
       pickSpan.end(gs ? { 'allocator_gateway.outcome': 'picked', 'allocator_gateway.game_server': gameServerKey(gs) } : { 'allocator_gateway.outcome': 'NO_GAME_SERVER' });
       if (!gs) {
         if (rejected) throw updateRejected(rejected);

@@ -68,4 +68,27 @@ describe('two gateway processes on one API server', { skip: skipReason }, () => 
       assert.equal(g.metadata.labels.req, told.get(g.metadata.name), `${g.metadata.name}: written by the request that was told it got it`);
     }
   });
+
+  test('a steady stream on both replicas over a large pool: no call runs out of write attempts (CONTENTION) while GameServers are left', async () => {
+    const ns = 'race-steady';
+    const pool = 1_500;
+    const perReplica = 640;
+    const inFlight = 32;
+    await cp.createNamespace(ns);
+    await createGameServers(cp, ns, pool, (i) => ({ name: `gs-${String(i).padStart(4, '0')}`, labels: { 'agones.dev/fleet': 'steady' }, nodeName: `node-${i % 50}` }));
+    const config = { cluster: { kind: 'kubernetes', kubeconfig: cp.kubeconfigPath, namespaces: [ns] } };
+    const pair = await Promise.all(['c', 'd'].map((name) => startGatewayProcess(owner, { certs, name, config })));
+    const clients = pair.map((r) => r.client());
+    const req = { namespace: ns, gameServerSelectors: [{ matchLabels: { 'agones.dev/fleet': 'steady' } }] };
+    // each replica: `inFlight` callers, one call after another, as a matchmaker's workers do
+    const outcomes: Outcome[] = [];
+    await Promise.all(clients.flatMap((c) => Array.from({ length: inFlight }, async () => {
+      for (let i = 0; i < perReplica / inFlight; i++) outcomes.push(await outcome(c.allocate(req, { deadline: 30_000 })));
+    })));
+    const counts = tally(outcomes);
+    console.log(`steady race: ${JSON.stringify(counts)}`);
+    assert.deepEqual(counts, { OK: outcomes.length });
+    const names = outcomes.map((o) => ('ok' in o ? o.ok : ''));
+    assert.equal(new Set(names).size, names.length, 'no GameServer handed out twice');
+  });
 });

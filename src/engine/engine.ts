@@ -70,16 +70,20 @@ function updateRejected(err: StoreRejected): AllocationError {
   });
 }
 
+/** A lost write race this recent means another writer is racing us for the same candidates. */
+const CONTENDED_MS = 1_000;
+
 /**
- * After a conflict another writer (a replica, whose cache orders candidates as ours does) is
- * likely ahead of us in the same order, and the candidates it took still look Ready here until
- * their watch events arrive: retries pass over a random number of the best, the range doubling
- * with each attempt (0–7, 0–15, … up to 0–255), so that a replica racing another jumps past what
- * the other is taking. Packed order holds for every first attempt; only a retry after a lost
- * race lands among the next-best.
+ * How many of the best candidates a pick passes over. Another writer (a replica, whose cache
+ * orders candidates as ours does) that won a race is ahead of us in the same order, and what it
+ * took still looks Ready here until the watch event arrives: a retry passes over a random number
+ * of the best, the range doubling per attempt (0–7, 0–15, … up to 0–255). While races are being
+ * lost (one within the last second), every pick is spread four doublings wider (a first attempt
+ * over 0–63), or two replicas keep colliding on nearly every allocation (1.8 writes each). Packed order holds exactly while nobody races us.
  */
-function passOverAfterConflicts(attempt: number): number {
-  return attempt === 0 ? 0 : Math.floor(Math.random() * 2 ** Math.min(attempt + 2, 8));
+function passOver(attempt: number, contended: boolean): number {
+  const step = attempt + (contended ? 4 : 0);
+  return step === 0 ? 0 : Math.floor(Math.random() * 2 ** Math.min(step + 2, 8));
 }
 
 function firstUsable(run: NodeRun, usable: (gs: GameServer) => boolean): GameServer | undefined {
@@ -96,6 +100,27 @@ function pickBest(candidates: Iterable<GameServer>, usable: (gs: GameServer) => 
   let best: GameServer | undefined;
   for (const gs of candidates) if (usable(gs) && (!best || compare(gs, best) < 0)) best = gs;
   return best;
+}
+
+/** The candidate `passOver` places after the best (or the last one, if there are fewer). */
+function nthBest(candidates: Iterable<GameServer>, usable: (gs: GameServer) => boolean, compare: (a: GameServer, b: GameServer) => number, passOver: number): GameServer | undefined {
+  const sorted = [...candidates].filter(usable).sort(compare);
+  return sorted[Math.min(passOver, sorted.length - 1)];
+}
+
+/** The usable GameServers of name-sorted runs, in name order across the runs. */
+function* mergedByName(runs: readonly NodeRun[], usable: (gs: GameServer) => boolean): Generator<GameServer> {
+  const at = runs.map(() => 0);
+  for (;;) {
+    let best = -1;
+    for (let r = 0; r < runs.length; r++) {
+      const run = runs[r]!;
+      while (at[r]! < run.length && !usable(run[at[r]!]!)) at[r]!++;
+      if (at[r]! < run.length && (best === -1 || run[at[r]!]!.name < runs[best]![at[best]!]!.name)) best = r;
+    }
+    if (best === -1) return;
+    yield runs[best]![at[best]!++]!;
+  }
 }
 
 /** Probes this many random candidates before falling back to a full uniform scan. */
@@ -130,6 +155,7 @@ export class Engine {
   readonly #store: ClusterStore;
   readonly #opts: EngineOptions;
   readonly #inFlight = new Set<string>();
+  #lastConflictAt = -Infinity;
   readonly #now: () => string;
   #unsubscribe: (() => void) | null = null;
 
@@ -157,30 +183,18 @@ export class Engine {
 
   /**
    * The best candidate for the request, skipping in-flight ones and versions already tried; with
-   * `passOver`, that many of the best are passed over (fewer if there are not that many).
+   * `passOver`, that many of the best of the first selector that matches are passed over (fewer if
+   * it has not that many).
    */
   pick(req: AllocationRequest, tried: ReadonlyMap<string, string> = new Map(), passOver = 0): GameServer | undefined {
-    let found = this.#pickOnce(req, tried);
-    if (passOver === 0 || found === undefined) return found;
-    const passed = new Map(tried);
-    for (let i = 0; i < passOver; i++) {
-      passed.set(gameServerKey(found), found.resourceVersion);
-      const next = this.#pickOnce(req, passed);
-      if (next === undefined) break;
-      found = next;
-    }
-    return found;
-  }
-
-  #pickOnce(req: AllocationRequest, tried: ReadonlyMap<string, string>): GameServer | undefined {
     for (const s of req.selectors) {
-      const found = this.#pickFor(req, s, tried);
+      const found = this.#pickFor(req, s, tried, passOver);
       if (found) return found;
     }
     return undefined;
   }
 
-  #pickFor(req: AllocationRequest, s: GameServerSelector, tried: ReadonlyMap<string, string>): GameServer | undefined {
+  #pickFor(req: AllocationRequest, s: GameServerSelector, tried: ReadonlyMap<string, string>, passOver: number): GameServer | undefined {
     const runs = this.index.runs(req.namespace, s.gameServerState, s.matchLabels);
     if (runs.size === 0) return undefined;
     const usable = (gs: GameServer): boolean => {
@@ -189,9 +203,11 @@ export class Engine {
       return !this.#inFlight.has(key) && tried.get(key) !== gs.resourceVersion;
     };
     if (req.scheduling === 'Distributed') {
-      return req.priorities.length === 0 ? pickRandom(runs, usable) : pickBest(flatten(runs.values()), usable, (a, b) => compareDistributed(a, b, req.priorities));
+      if (req.priorities.length === 0) return pickRandom(runs, usable); // random already: nothing to pass over
+      const compare = (a: GameServer, b: GameServer) => compareDistributed(a, b, req.priorities);
+      return passOver === 0 ? pickBest(flatten(runs.values()), usable, compare) : nthBest(flatten(runs.values()), usable, compare, passOver);
     }
-    return this.#pickPacked(runs, usable, req);
+    return this.#pickPacked(runs, usable, req, passOver);
   }
 
   /** The served namespaces' counts (the index) plus, when the store reads them, every other namespace's. */
@@ -210,24 +226,35 @@ export class Engine {
    * comparator decides. Without priorities or player ordering, each node's run is already in name
    * order, so the first usable GameServer of a node is that node's best: the walk stops early.
    */
-  #pickPacked(runs: ReadonlyMap<string, NodeRun>, usable: (gs: GameServer) => boolean, req: AllocationRequest): GameServer | undefined {
+  #pickPacked(runs: ReadonlyMap<string, NodeRun>, usable: (gs: GameServer) => boolean, req: AllocationRequest, passOver: number): GameServer | undefined {
     const counts = this.#nodeCounts();
     const nodes = [...runs.keys()].map((node) => ({ node, allocated: counts.allocatedOn(node), ready: counts.readyOn(node) }));
     nodes.sort((a, b) => b.allocated - a.allocated || b.ready - a.ready);
     const byNameOnly = req.priorities.length === 0 && !this.#opts.playerAllocationFilter;
     const compare = (a: GameServer, b: GameServer) => comparePacked(a, b, counts, req.priorities, this.#opts.playerAllocationFilter);
+    let left = passOver;
+    let last: GameServer | undefined;
     for (let i = 0; i < nodes.length; ) {
       let j = i;
       while (j < nodes.length && nodes[j]!.allocated === nodes[i]!.allocated && nodes[j]!.ready === nodes[i]!.ready) j++;
       const group = nodes.slice(i, j).map((n) => runs.get(n.node)!);
-      const best = byNameOnly
-        ? pickBest(group.map((run) => firstUsable(run, usable)).filter((g): g is GameServer => g !== undefined), () => true, compare)
-        : pickBest(flatten(group), usable, compare);
-      if (best) return best;
       i = j;
+      if (left === 0) {
+        const best = byNameOnly
+          ? pickBest(group.map((run) => firstUsable(run, usable)).filter((g): g is GameServer => g !== undefined), () => true, compare)
+          : pickBest(flatten(group), usable, compare);
+        if (best) return best;
+        continue;
+      }
+      // passing over: walk the group best first
+      for (const gs of byNameOnly ? mergedByName(group, usable) : [...flatten(group)].filter(usable).sort(compare)) {
+        last = gs;
+        if (left-- === 0) return gs;
+      }
     }
-    return undefined;
+    return last;
   }
+
 
   /** Allocates one GameServer for the request in the local cluster. */
   async allocate(req: AllocationRequest, ctx: AllocateContext): Promise<Allocation> {
@@ -237,7 +264,7 @@ export class Engine {
     for (let attempt = 0; attempt < this.#opts.maxWriteAttempts; attempt++) {
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       const pickSpan = startSpan('local pick', { 'allocator_gateway.namespace': req.namespace, 'allocator_gateway.attempt': attempt });
-      const gs = this.pick(req, tried, passOverAfterConflicts(attempt));
+      const gs = this.pick(req, tried, passOver(attempt, performance.now() - this.#lastConflictAt < CONTENDED_MS));
       pickSpan.end(gs ? { 'allocator_gateway.outcome': 'picked', 'allocator_gateway.game_server': gameServerKey(gs) } : { 'allocator_gateway.outcome': 'NO_GAME_SERVER' });
       if (!gs) {
         if (rejected) throw updateRejected(rejected);
@@ -262,6 +289,7 @@ export class Engine {
         return allocationOf(written, 'local');
       } catch (err) {
         if (err instanceof StoreConflict || err instanceof StoreNotFound) {
+          if (err instanceof StoreConflict) this.#lastConflictAt = performance.now();
           this.#opts.logger.debug({ gameServer: key, attempt }, 'allocation write conflicted; trying the next candidate');
           continue;
         }

@@ -89,17 +89,30 @@ interface Measured {
   readonly gatewayCpuMs: number;
   readonly apiServerCpuMs: number;
   readonly etcdCpuMs: number;
+  /** GameServer writes per successful local allocation (1 = no lost write race). */
+  readonly writesPerAlloc: number;
   readonly codes: Record<string, number>;
+}
+
+/** Sum and count of agones_gameserver_allocations_retry_total (write attempts of each local allocation). */
+async function writeAttempts(opsPort: number): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  const total = (suffix: string) => [...text.matchAll(new RegExp(`^agones_gameserver_allocations_retry_total_${suffix}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  return { sum: total('sum'), count: total('count') };
 }
 
 /** Runs ghz against each gateway at once (concurrency and calls split evenly) and accounts CPU. */
 async function measure(name: string, bin: string, certs: Certs, cp: ControlPlane, gateways: Gateway[], concurrency: number, total: number): Promise<Measured> {
   const pids = [...gateways.map((g) => g.pid), cp.apiServerPid, cp.etcd.pid];
+  const attempts0 = await Promise.all(gateways.map((g) => writeAttempts(g.opsPort)));
   const cpu0 = pids.map(cpuSeconds);
   const t0 = performance.now();
   const runs = await Promise.all(gateways.map((g) => ghzRun(bin, certs, g.port, Math.max(1, Math.round(concurrency / gateways.length)), Math.round(total / gateways.length))));
   const seconds = (performance.now() - t0) / 1000;
   const cpu = pids.map((p, i) => cpuSeconds(p) - cpu0[i]!);
+  const attempts1 = await Promise.all(gateways.map((g) => writeAttempts(g.opsPort)));
+  const writes = attempts1.reduce((a, w, i) => a + w.sum - attempts0[i]!.sum, 0);
+  const written = attempts1.reduce((a, w, i) => a + w.count - attempts0[i]!.count, 0);
   const ok = runs.reduce((n, r) => n + r.ok, 0);
   const count = runs.reduce((n, r) => n + r.count, 0);
   const per = (s: number) => (s / Math.max(1, ok)) * 1000;
@@ -118,6 +131,7 @@ async function measure(name: string, bin: string, certs: Certs, cp: ControlPlane
     gatewayCpuMs: per(gatewayCpu),
     apiServerCpuMs: per(cpu[gateways.length]!),
     etcdCpuMs: per(cpu[gateways.length + 1]!),
+    writesPerAlloc: writes / Math.max(1, written),
     codes,
   };
 }
@@ -288,8 +302,8 @@ export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promis
       };
     }
 
-    const rows: (string | number)[][] = [['run', 'ok/calls', 'allocs/s', 'p50 ms', 'p99 ms', 'gateway CPU ms/alloc', 'API server CPU ms/alloc', 'etcd CPU ms/alloc']];
-    for (const m of [one, noEvents, two, lone]) rows.push([m.name, `${m.ok}/${m.count}`, m.rps, m.p50Ms, m.p99Ms, m.gatewayCpuMs, m.apiServerCpuMs, m.etcdCpuMs]);
+    const rows: (string | number)[][] = [['run', 'ok/calls', 'allocs/s', 'p50 ms', 'p99 ms', 'gateway CPU ms/alloc', 'API server CPU ms/alloc', 'etcd CPU ms/alloc', 'writes/alloc']];
+    for (const m of [one, noEvents, two, lone]) rows.push([m.name, `${m.ok}/${m.count}`, m.rps, m.p50Ms, m.p99Ms, m.gatewayCpuMs, m.apiServerCpuMs, m.etcdCpuMs, m.writesPerAlloc]);
     const target: (string | number)[][] = [['figure', 'measured', 'target (design.md) / reference']];
     target.push(['gateway CPU per allocation (1 replica)', `${one.gatewayCpuMs.toFixed(2)} ms`, '≤ 0.4 ms (agones-allocator: 1.5–1.7 ms)']);
     target.push(['gateway CPU per allocation (2 replicas, summed)', `${two.gatewayCpuMs.toFixed(2)} ms`, '≤ 0.4 ms']);

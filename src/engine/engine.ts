@@ -79,7 +79,8 @@ const CONTENDED_MS = 1_000;
  * took still looks Ready here until the watch event arrives: a retry passes over a random number
  * of the best, the range doubling per attempt (0–7, 0–15, … up to 0–255). While races are being
  * lost (one within the last second), every pick is spread four doublings wider (a first attempt
- * over 0–63), or two replicas keep colliding on nearly every allocation (1.8 writes each). Packed order holds exactly while nobody races us.
+ * over 0–63), or two replicas keep colliding on nearly every allocation (1.8 writes each).
+ * Packed order holds exactly while nobody races us.
  */
 function passOver(attempt: number, contended: boolean): number {
   const step = attempt + (contended ? 4 : 0);

@@ -103,9 +103,14 @@ function pickBest(candidates: Iterable<GameServer>, usable: (gs: GameServer) => 
   return best;
 }
 
+/** The usable candidates, best first. */
+function bestFirst(candidates: Iterable<GameServer>, usable: (gs: GameServer) => boolean, compare: (a: GameServer, b: GameServer) => number): GameServer[] {
+  return [...candidates].filter(usable).sort(compare);
+}
+
 /** The candidate `passOver` places after the best (or the last one, if there are fewer). */
 function nthBest(candidates: Iterable<GameServer>, usable: (gs: GameServer) => boolean, compare: (a: GameServer, b: GameServer) => number, passOver: number): GameServer | undefined {
-  const sorted = [...candidates].filter(usable).sort(compare);
+  const sorted = bestFirst(candidates, usable, compare);
   return sorted[Math.min(passOver, sorted.length - 1)];
 }
 
@@ -248,7 +253,7 @@ export class Engine {
         continue;
       }
       // passing over: walk the group best first
-      for (const gs of byNameOnly ? mergedByName(group, usable) : [...flatten(group)].filter(usable).sort(compare)) {
+      for (const gs of byNameOnly ? mergedByName(group, usable) : bestFirst(flatten(group), usable, compare)) {
         last = gs;
         if (left-- === 0) return gs;
       }

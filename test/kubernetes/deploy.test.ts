@@ -34,7 +34,7 @@ const serviceAccount = manifest(all, 'ServiceAccount');
 
 /** The rules the code needs (see rbac.yaml's table): group/resource → verbs. */
 const NEEDED: Record<string, string[]> = {
-  'agones.dev/gameservers': ['get', 'list', 'update', 'watch'],
+  'agones.dev/gameservers': ['get', 'list', 'patch', 'watch'],
   'coordination.k8s.io/leases': ['create', 'delete', 'get', 'list', 'update'],
   'multicluster.agones.dev/gameserverallocationpolicies': ['list', 'watch'],
   '/secrets': ['list', 'watch'],

@@ -63,6 +63,9 @@ interface Credentials {
   readonly tls: readonly (Buffer | string | undefined)[];
 }
 
+/** HTTP/2 receive window, per stream and per connection. */
+const RECEIVE_WINDOW = 16 * 1024 * 1024;
+
 /** How long resolved credentials (token, client certificate) are reused before asking the KubeConfig again. */
 const CREDENTIALS_TTL_MS = 10_000;
 /** After a request times out, the connection must answer a PING within this long or is replaced. */
@@ -192,9 +195,14 @@ export class KubeHttp {
       ...(key !== undefined ? { key } : {}),
       ...(rejectUnauthorized === 'false' ? { rejectUnauthorized: false } : {}),
       ...(servername !== undefined ? { servername: String(servername) } : {}),
+      // a list page is MBs: with HTTP/2's default 64 KiB windows the API server would wait for a window update every 64 KiB
+      settings: { initialWindowSize: RECEIVE_WINDOW },
     });
     const conn: Connection = { session, tls: creds.tls, connected: false, done: false, inFlight: 0 };
-    session.once('connect', () => (conn.connected = true));
+    session.once('connect', () => {
+      conn.connected = true;
+      session.setLocalWindowSize(RECEIVE_WINDOW);
+    });
     session.once('goaway', () => this.#retire(conn));
     session.once('close', () => this.#retire(conn));
     session.on('error', () => this.#retire(conn)); // each stream reports it too

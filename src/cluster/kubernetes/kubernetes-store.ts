@@ -1,21 +1,16 @@
 // ClusterStore on a real cluster: one list+watch per served namespace fills a local cache of
-// agones.dev/v1 GameServers; update() PUTs the full stored object back with its resourceVersion
-// as precondition, so a concurrent change fails with StoreConflict instead of being overwritten.
+// agones.dev/v1 GameServers; update() sends a merge patch of what changed with the cached
+// resourceVersion as precondition, so a concurrent change fails with StoreConflict instead of
+// being overwritten. The cache holds only the domain view: the API server keeps the rest.
 import { KubeConfig } from '@kubernetes/client-node';
 import { AllocationError } from '../../allocation/errors.ts';
 import { own } from '../../allocation/records.ts';
 import { gameServerKey, type GameServer } from '../../allocation/types.ts';
 import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore, type StoreListener } from '../store.ts';
-import {
-  compareResourceVersions,
-  toGameServer,
-  toGameServerObject,
-  type GameServerObject,
-} from './game-server-object.ts';
+import { compareResourceVersions, toGameServer, toMergePatch, type GameServerObject, type GameServerPatch } from './game-server-object.ts';
 import { KubeHttp, KubernetesApiError, statusOf } from './kube-http.ts';
 import { NamespaceReflector, describe, type ReflectorSink, type WatchEventType } from './namespace-reflector.ts';
 import { NodeCounter } from './node-counter.ts';
-import { ObjectPacker, type PackedObject } from './packed-object.ts';
 import { silentLogger, type StoreLogger } from './store-logger.ts';
 import { TokenBucket } from './token-bucket.ts';
 
@@ -51,11 +46,7 @@ export interface KubernetesStoreOptions {
   readonly onLostAnswer?: (settled: 'applied' | 'changed' | 'unknown') => void;
 }
 
-/** One cached GameServer: the domain view and the stored object to write back from. */
-interface Entry {
-  readonly gs: GameServer;
-  readonly stored: PackedObject;
-}
+const MERGE_PATCH = 'application/merge-patch+json';
 
 /** Deleted keys remembered so that a late write response cannot resurrect them. */
 const TOMBSTONE_LIMIT = 10_000;
@@ -76,8 +67,7 @@ export class KubernetesStore implements ClusterStore {
   readonly #http: KubeHttp;
   readonly #limiter: TokenBucket;
   readonly #opts: KubernetesStoreOptions;
-  readonly #entries = new Map<string, Entry>();
-  readonly #packer = new ObjectPacker();
+  readonly #entries = new Map<string, GameServer>();
   readonly #byNamespace = new Map<string, Set<string>>();
   readonly #tombstones = new Map<string, string>();
   readonly #listeners = new Set<StoreListener>();
@@ -119,11 +109,8 @@ export class KubernetesStore implements ClusterStore {
 
   async #start(): Promise<void> {
     if (this.#closed) throw new Error('KubernetesStore is closed');
-    const sink: ReflectorSink<Entry> = {
-      prepare: (obj) => ({ gs: toGameServer(obj), stored: this.#packer.pack(obj) }),
-      discard: (items) => {
-        for (const e of items) this.#packer.release(e.stored);
-      },
+    const sink: ReflectorSink<GameServer> = {
+      prepare: toGameServer,
       replace: (ns, items, rv, relist) => this.#replace(ns, items, rv, relist),
       event: (_ns, type, obj) => this.#event(type, obj),
     };
@@ -180,7 +167,7 @@ export class KubernetesStore implements ClusterStore {
   }
 
   subscribe(listener: StoreListener): () => void {
-    for (const [key, e] of this.#entries) if (!this.#hidden.has(key)) listener.upsert(e.gs);
+    for (const [key, gs] of this.#entries) if (!this.#hidden.has(key)) listener.upsert(gs);
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);
@@ -188,7 +175,7 @@ export class KubernetesStore implements ClusterStore {
   }
 
   get(namespace: string, name: string): GameServer | undefined {
-    return this.#entries.get(`${namespace}/${name}`)?.gs;
+    return this.#entries.get(`${namespace}/${name}`);
   }
 
   /** Number of cached GameServers. */
@@ -201,26 +188,26 @@ export class KubernetesStore implements ClusterStore {
     // known outcome or to writeTimeoutMs, so an allocation is never left Allocated unknowingly.
     signal.throwIfAborted();
     const key = gameServerKey(next);
-    const entry = this.#entries.get(key);
-    if (entry === undefined) throw new StoreNotFound(`GameServer ${key} not found`);
-    if (entry.gs.resourceVersion !== next.resourceVersion) {
-      // we only hold the stored object at the cached version: writing from it would be a blind overwrite
-      throw new StoreConflict(`GameServer ${key} changed (cached ${entry.gs.resourceVersion}, wrote ${next.resourceVersion})`);
+    const cached = this.#entries.get(key);
+    if (cached === undefined) throw new StoreNotFound(`GameServer ${key} not found`);
+    if (cached.resourceVersion !== next.resourceVersion) {
+      // the patch is the difference from the cached version: from any other it would be a blind overwrite
+      throw new StoreConflict(`GameServer ${key} changed (cached ${cached.resourceVersion}, wrote ${next.resourceVersion})`);
     }
     await this.#limiter.take(signal);
-    const body = toGameServerObject(next, this.#packer.unpack(entry.stored, entry.gs));
+    const body = toMergePatch(cached, next);
     const path = `/apis/agones.dev/v1/namespaces/${encodeURIComponent(next.namespace)}/gameservers/${encodeURIComponent(next.name)}`;
     const timeoutMs = this.#writeTimeoutMs;
     let res;
     try {
-      res = await this.#http.request('PUT', path, { body, signal: this.#closing.signal, timeoutMs });
+      res = await this.#http.request('PATCH', path, { body, contentType: MERGE_PATCH, signal: this.#closing.signal, timeoutMs });
     } catch (err) {
       if (!(err instanceof KubernetesApiError)) throw err;
       const code = (err.cause as { code?: unknown } | undefined)?.code;
       // a refused connection never carried the write; anything later may have
       if (code === 'ECONNREFUSED') throw this.#unavailable(key, 'unreachable', false, err);
       const what = code === 'ETIMEDOUT' ? `no answer within ${timeoutMs} ms` : err.reason === 'Closed' ? 'the gateway is shutting down' : 'connection lost';
-      return await this.#settle(next, entry, path, body, what, err);
+      return await this.#settle(next, cached, path, body, what, err);
     }
     switch (res.status) {
       case 200:
@@ -229,7 +216,7 @@ export class KubernetesStore implements ClusterStore {
         return stored;
       }
       case 409:
-        this.#hideStale(key, entry);
+        this.#hideStale(key, cached);
         throw new StoreConflict(`GameServer ${key}: ${statusOf(res).message}`);
       case 404:
         throw new StoreNotFound(`GameServer ${key}: ${statusOf(res).message}`);
@@ -238,7 +225,7 @@ export class KubernetesStore implements ClusterStore {
         const err = new KubernetesApiError(res.status, s.reason, `update GameServer ${key}: ${s.message}`);
         // overloaded, starting or failing API server: callers should retry, it is not a gateway bug
         if (res.status === 429 || res.status === 503) throw this.#unavailable(key, `HTTP ${res.status}`, false, err);
-        if (res.status >= 500) return await this.#settle(next, entry, path, body, `HTTP ${res.status}`, err);
+        if (res.status >= 500) return await this.#settle(next, cached, path, body, `HTTP ${res.status}`, err);
         // any other 4xx: refused outright (invalid object, webhook, RBAC), so certainly not applied
         if (res.status >= 400) throw new StoreRejected(res.status, `update GameServer ${key}: HTTP ${res.status} ${s.reason}: ${s.message}`, { cause: err });
         throw err;
@@ -260,7 +247,7 @@ export class KubernetesStore implements ClusterStore {
    * transport error. Without this an applied allocation whose reply was lost, or one that
    * lands later, would be Allocated with no caller told.
    */
-  async #settle(next: GameServer, entry: Entry, path: string, body: GameServerObject, what: string, cause: KubernetesApiError): Promise<GameServer> {
+  async #settle(next: GameServer, cached: GameServer, path: string, body: GameServerPatch, what: string, cause: KubernetesApiError): Promise<GameServer> {
     const key = gameServerKey(next);
     const bound = new AbortController();
     const timer = setTimeout(() => bound.abort(), this.#writeTimeoutMs);
@@ -277,11 +264,11 @@ export class KubernetesStore implements ClusterStore {
               this.#opts.onLostAnswer?.('applied');
               return this.#applyWrite(obj);
             }
-            this.#hideStale(key, entry);
+            this.#hideStale(key, cached);
             this.#opts.onLostAnswer?.('changed');
             throw new StoreConflict(`GameServer ${key} was changed by another writer while its write was unanswered`);
           }
-          const again = await this.#http.request('PUT', path, { body, signal, timeoutMs: 2_000 }).catch(() => undefined);
+          const again = await this.#http.request('PATCH', path, { body, contentType: MERGE_PATCH, signal, timeoutMs: 2_000 }).catch(() => undefined);
           if (again?.status === 200 || again?.status === 201) {
             this.#log.info({ gameServer: key }, 'GameServer write whose answer was lost was sent again and applied');
             this.#opts.onLostAnswer?.('applied');
@@ -338,10 +325,9 @@ export class KubernetesStore implements ClusterStore {
    * request spends a write on it. Matters while the watch lags: another replica's burst, or
    * the seconds after an API server restart before the watch is back.
    */
-  #hideStale(key: string, entry: Entry): void {
-    if (this.#entries.get(key) !== entry || this.#hidden.has(key)) return; // the watch was quicker
+  #hideStale(key: string, gs: GameServer): void {
+    if (this.#entries.get(key) !== gs || this.#hidden.has(key)) return; // the watch was quicker
     this.#hidden.add(key);
-    const gs = entry.gs;
     this.#notify((l) => l.remove(gs.namespace, gs.name));
   }
 
@@ -351,9 +337,9 @@ export class KubernetesStore implements ClusterStore {
     const rv = obj.metadata.resourceVersion ?? '';
     const gone = this.#tombstones.get(key);
     const cached = this.#entries.get(key);
-    if (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion)) {
+    if (cached !== undefined && isNotNewer(rv, cached.resourceVersion)) {
       // the watch was quicker (same version) or the cache already knows something newer
-      return cached.gs.resourceVersion === rv ? cached.gs : toGameServer(obj);
+      return cached.resourceVersion === rv ? cached : toGameServer(obj);
     }
     if (gone !== undefined && isNotNewer(rv, gone)) return toGameServer(obj); // deleted meanwhile
     return this.#put(key, obj);
@@ -364,12 +350,12 @@ export class KubernetesStore implements ClusterStore {
     const rv = obj.metadata.resourceVersion ?? '';
     const cached = this.#entries.get(key);
     if (type === 'DELETED') {
-      if (cached !== undefined && compareResourceVersions(rv, cached.gs.resourceVersion) === -1) return;
+      if (cached !== undefined && compareResourceVersions(rv, cached.resourceVersion) === -1) return;
       this.#remember(key, rv);
       if (cached !== undefined) this.#drop(key, cached);
       return;
     }
-    if (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion)) return; // stale or already applied
+    if (cached !== undefined && isNotNewer(rv, cached.resourceVersion)) return; // stale or already applied
     const gone = this.#tombstones.get(key);
     if (gone !== undefined) {
       if (isNotNewer(rv, gone)) return;
@@ -378,40 +364,37 @@ export class KubernetesStore implements ClusterStore {
     this.#put(key, obj);
   }
 
-  #replace(namespace: string, items: readonly Entry[], listRv: string, relist: boolean): void {
+  #replace(namespace: string, items: readonly GameServer[], listRv: string, relist: boolean): void {
     let keys = this.#byNamespace.get(namespace);
     if (keys === undefined) this.#byNamespace.set(namespace, (keys = new Set()));
     const seen = new Set<string>();
     const changed: GameServer[] = [];
     const removed: GameServer[] = [];
-    for (const e of items) {
-      const key = gameServerKey(e.gs);
+    for (const gs of items) {
+      const key = gameServerKey(gs);
       seen.add(key);
       this.#tombstones.delete(key);
       const cached = this.#entries.get(key);
       // unchanged, or our own write cached something newer after the list was taken: keep it
-      if (cached !== undefined && isNotNewer(e.gs.resourceVersion, cached.gs.resourceVersion)) {
-        this.#packer.release(e.stored);
+      if (cached !== undefined && isNotNewer(gs.resourceVersion, cached.resourceVersion)) {
         // withheld after a 409 yet unchanged in the list: show it again rather than lose it
-        if (this.#hidden.delete(key)) changed.push(cached.gs);
+        if (this.#hidden.delete(key)) changed.push(cached);
         continue;
       }
       this.#hidden.delete(key);
-      this.#entries.set(key, e);
-      if (cached !== undefined) this.#packer.release(cached.stored);
+      this.#entries.set(key, gs);
       keys.add(key);
-      changed.push(e.gs);
+      changed.push(gs);
     }
     for (const key of [...keys]) {
       if (seen.has(key)) continue;
       const cached = this.#entries.get(key);
-      if (cached === undefined || compareResourceVersions(cached.gs.resourceVersion, listRv) === 1) continue;
+      if (cached === undefined || compareResourceVersions(cached.resourceVersion, listRv) === 1) continue;
       this.#entries.delete(key);
       this.#hidden.delete(key);
-      this.#packer.release(cached.stored);
       keys.delete(key);
       this.#remember(key, listRv); // absent as of the list: a late write response must not bring it back
-      removed.push(cached.gs);
+      removed.push(cached);
     }
     if (!relist) {
       for (const gs of changed) this.#notify((l) => l.upsert(gs));
@@ -421,7 +404,7 @@ export class KubernetesStore implements ClusterStore {
     for (const l of this.#listeners) {
       if (l.reset !== undefined) {
         this.#call(() => l.reset?.());
-        for (const [key, e] of this.#entries) if (!this.#hidden.has(key)) this.#call(() => l.upsert(e.gs));
+        for (const [key, gs] of this.#entries) if (!this.#hidden.has(key)) this.#call(() => l.upsert(gs));
       } else {
         for (const gs of removed) this.#call(() => l.remove(gs.namespace, gs.name));
         for (const gs of changed) this.#call(() => l.upsert(gs));
@@ -440,20 +423,16 @@ export class KubernetesStore implements ClusterStore {
   /** Caches obj without telling anyone. */
   #store(key: string, obj: GameServerObject): GameServer {
     const gs = toGameServer(obj);
-    const previous = this.#entries.get(key);
-    this.#entries.set(key, { gs, stored: this.#packer.pack(obj) });
-    if (previous !== undefined) this.#packer.release(previous.stored);
+    this.#entries.set(key, gs);
     let keys = this.#byNamespace.get(gs.namespace);
     if (keys === undefined) this.#byNamespace.set(gs.namespace, (keys = new Set()));
     keys.add(key);
     return gs;
   }
 
-  #drop(key: string, entry: Entry): void {
-    const gs = entry.gs;
+  #drop(key: string, gs: GameServer): void {
     this.#entries.delete(key);
     this.#hidden.delete(key);
-    this.#packer.release(entry.stored);
     this.#byNamespace.get(gs.namespace)?.delete(key);
     this.#notify((l) => l.remove(gs.namespace, gs.name));
   }

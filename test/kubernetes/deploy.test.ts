@@ -289,7 +289,7 @@ describe('deploy/ on a real API server', { skip: skipReason }, () => {
     const forbidden: [string, string, unknown?][] = [
       ['POST', `/apis/agones.dev/v1/namespaces/${ns}/gameservers?dryRun=All`, gsBody],
       ['DELETE', `/apis/agones.dev/v1/namespaces/${ns}/gameservers/rbac-0?dryRun=All`],
-      ['PATCH', `/apis/agones.dev/v1/namespaces/${ns}/gameservers/rbac-0?dryRun=All`, {}],
+      ['PUT', `/apis/agones.dev/v1/namespaces/${ns}/gameservers/rbac-0?dryRun=All`, { ...gsBody, metadata: { name: 'rbac-0' } }],
       ['GET', '/apis/agones.dev/v1/gameservers'],
       ['GET', '/apis/agones.dev/v1/namespaces/kube-system/gameservers'],
       ['GET', `/api/v1/namespaces/${ns}/secrets/anything`],

@@ -1,7 +1,8 @@
 // The engine's view of a store's cache, indexed so a pick scans only plausible candidates:
 // per namespace and state, by label, plus per-node counts for Packed ordering.
 import { own } from '../allocation/records.ts';
-import { gameServerKey, type GameServer, type SelectorState } from '../allocation/types.ts';
+import { GameServerMap } from '../allocation/game-server-map.ts';
+import type { GameServer, SelectorState } from '../allocation/types.ts';
 import type { StoreListener } from '../cluster/store.ts';
 import type { NodeCounts } from './order.ts';
 
@@ -98,10 +99,11 @@ const EMPTY: ReadonlyMap<string, NodeRun> = new Map();
 
 /** Keeps the engine's indexes in step with a ClusterStore (it is the store's listener). */
 export class GameServerIndex implements StoreListener, NodeCounts {
-  readonly #all = new Map<string, GameServer>();
+  readonly #all = new GameServerMap<GameServer>();
   readonly #pools = new Map<string, Pool>();
   readonly #nodeAllocated = new Map<string, number>();
   readonly #nodeReady = new Map<string, number>();
+  /** annotation → "namespace\0value" → name */
   readonly #byAnnotation = new Map<string, Map<string, string>>();
 
   /** @param indexedAnnotations annotation keys whose values are looked up (e.g. the idempotency key). */
@@ -126,35 +128,33 @@ export class GameServerIndex implements StoreListener, NodeCounts {
     if (!gs.deleting) this.#pool(gs.namespace, gs.state as SelectorState)[by === 1 ? 'add' : 'delete'](gs);
   }
 
-  #indexAnnotations(gs: GameServer, key: string, add: boolean): void {
+  #indexAnnotations(gs: GameServer, add: boolean): void {
     for (const [annotation, values] of this.#byAnnotation) {
       const v = own(gs.annotations, annotation);
       if (v === undefined) continue;
       const id = `${gs.namespace}\u0000${v}`;
-      if (add) values.set(id, key);
-      else if (values.get(id) === key) values.delete(id);
+      if (add) values.set(id, gs.name);
+      else if (values.get(id) === gs.name) values.delete(id);
     }
   }
 
   upsert(gs: GameServer): void {
-    const key = gameServerKey(gs);
-    const old = this.#all.get(key);
+    const old = this.#all.get(gs.namespace, gs.name);
     if (old) {
       this.#bump(old, -1);
-      this.#indexAnnotations(old, key, false);
+      this.#indexAnnotations(old, false);
     }
-    this.#all.set(key, gs);
+    this.#all.set(gs.namespace, gs.name, gs);
     this.#bump(gs, 1);
-    this.#indexAnnotations(gs, key, true);
+    this.#indexAnnotations(gs, true);
   }
 
   remove(namespace: string, name: string): void {
-    const key = `${namespace}/${name}`;
-    const old = this.#all.get(key);
+    const old = this.#all.get(namespace, name);
     if (!old) return;
     this.#bump(old, -1);
-    this.#indexAnnotations(old, key, false);
-    this.#all.delete(key);
+    this.#indexAnnotations(old, false);
+    this.#all.delete(namespace, name);
   }
 
   reset(): void {
@@ -166,7 +166,7 @@ export class GameServerIndex implements StoreListener, NodeCounts {
   }
 
   get(namespace: string, name: string): GameServer | undefined {
-    return this.#all.get(`${namespace}/${name}`);
+    return this.#all.get(namespace, name);
   }
 
   /** Candidates in a namespace and state that may carry every label in matchLabels, per node in name order. */
@@ -181,8 +181,8 @@ export class GameServerIndex implements StoreListener, NodeCounts {
 
   /** The GameServer whose indexed annotation has this value, in this namespace. */
   findByAnnotation(annotation: string, namespace: string, value: string): GameServer | undefined {
-    const key = this.#byAnnotation.get(annotation)?.get(`${namespace}\u0000${value}`);
-    return key === undefined ? undefined : this.#all.get(key);
+    const name = this.#byAnnotation.get(annotation)?.get(`${namespace}\u0000${value}`);
+    return name === undefined ? undefined : this.#all.get(namespace, name);
   }
 
   /** Namespaces that hold at least one allocatable GameServer. */

@@ -5,6 +5,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { AllocationError } from '../../allocation/errors.ts';
 import { own } from '../../allocation/records.ts';
+import { GameServerMap } from '../../allocation/game-server-map.ts';
 import { gameServerKey, type GameServer } from '../../allocation/types.ts';
 import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore, type StoreListener } from '../store.ts';
 import { compareResourceVersions, toGameServer, toMergePatch, type GameServerObject, type GameServerPatch } from './game-server-object.ts';
@@ -67,8 +68,7 @@ export class KubernetesStore implements ClusterStore {
   readonly #http: KubeHttp;
   readonly #limiter: TokenBucket;
   readonly #opts: KubernetesStoreOptions;
-  readonly #entries = new Map<string, GameServer>();
-  readonly #byNamespace = new Map<string, Set<string>>();
+  readonly #entries = new GameServerMap<GameServer>();
   readonly #tombstones = new Map<string, string>();
   readonly #listeners = new Set<StoreListener>();
   readonly #reflectors: Pick<NamespaceReflector<unknown>, 'synced' | 'whenSynced' | 'stop'>[] = [];
@@ -90,7 +90,6 @@ export class KubernetesStore implements ClusterStore {
     this.#http = new KubeHttp(this.#kubeConfig);
     const qps = opts.qps ?? 200;
     this.#limiter = opts.writeLimiter ?? new TokenBucket(qps, opts.burst ?? Math.max(1, Math.ceil(qps * 2)));
-    for (const ns of this.#namespaces) this.#byNamespace.set(ns, new Set());
   }
 
   get synced(): boolean {
@@ -167,7 +166,7 @@ export class KubernetesStore implements ClusterStore {
   }
 
   subscribe(listener: StoreListener): () => void {
-    for (const [key, gs] of this.#entries) if (!this.#hidden.has(key)) listener.upsert(gs);
+    for (const gs of this.#entries.values()) if (!this.#isHidden(gs)) listener.upsert(gs);
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);
@@ -175,7 +174,7 @@ export class KubernetesStore implements ClusterStore {
   }
 
   get(namespace: string, name: string): GameServer | undefined {
-    return this.#entries.get(`${namespace}/${name}`);
+    return this.#entries.get(namespace, name);
   }
 
   /** Number of cached GameServers. */
@@ -188,7 +187,7 @@ export class KubernetesStore implements ClusterStore {
     // known outcome or to writeTimeoutMs, so an allocation is never left Allocated unknowingly.
     signal.throwIfAborted();
     const key = gameServerKey(next);
-    const cached = this.#entries.get(key);
+    const cached = this.#entries.get(next.namespace, next.name);
     if (cached === undefined) throw new StoreNotFound(`GameServer ${key} not found`);
     if (cached.resourceVersion !== next.resourceVersion) {
       // the patch is the difference from the cached version: from any other it would be a blind overwrite
@@ -326,7 +325,7 @@ export class KubernetesStore implements ClusterStore {
    * the seconds after an API server restart before the watch is back.
    */
   #hideStale(key: string, gs: GameServer): void {
-    if (this.#entries.get(key) !== gs || this.#hidden.has(key)) return; // the watch was quicker
+    if (this.#entries.get(gs.namespace, gs.name) !== gs || this.#hidden.has(key)) return; // the watch was quicker
     this.#hidden.add(key);
     this.#notify((l) => l.remove(gs.namespace, gs.name));
   }
@@ -336,7 +335,7 @@ export class KubernetesStore implements ClusterStore {
     const key = keyOf(obj);
     const rv = obj.metadata.resourceVersion ?? '';
     const gone = this.#tombstones.get(key);
-    const cached = this.#entries.get(key);
+    const cached = this.#entries.get(obj.metadata.namespace ?? '', obj.metadata.name ?? '');
     if (cached !== undefined && isNotNewer(rv, cached.resourceVersion)) {
       // the watch was quicker (same version) or the cache already knows something newer
       return cached.resourceVersion === rv ? cached : toGameServer(obj);
@@ -348,7 +347,7 @@ export class KubernetesStore implements ClusterStore {
   #event(type: WatchEventType, obj: GameServerObject): void {
     const key = keyOf(obj);
     const rv = obj.metadata.resourceVersion ?? '';
-    const cached = this.#entries.get(key);
+    const cached = this.#entries.get(obj.metadata.namespace ?? '', obj.metadata.name ?? '');
     if (type === 'DELETED') {
       if (cached !== undefined && compareResourceVersions(rv, cached.resourceVersion) === -1) return;
       this.#remember(key, rv);
@@ -365,16 +364,14 @@ export class KubernetesStore implements ClusterStore {
   }
 
   #replace(namespace: string, items: readonly GameServer[], listRv: string, relist: boolean): void {
-    let keys = this.#byNamespace.get(namespace);
-    if (keys === undefined) this.#byNamespace.set(namespace, (keys = new Set()));
-    const seen = new Set<string>();
+    const seen = new Set<string>(); // names
     const changed: GameServer[] = [];
     const removed: GameServer[] = [];
     for (const gs of items) {
       const key = gameServerKey(gs);
-      seen.add(key);
+      seen.add(gs.name);
       this.#tombstones.delete(key);
-      const cached = this.#entries.get(key);
+      const cached = this.#entries.get(gs.namespace, gs.name);
       // unchanged, or our own write cached something newer after the list was taken: keep it
       if (cached !== undefined && isNotNewer(gs.resourceVersion, cached.resourceVersion)) {
         // withheld after a 409 yet unchanged in the list: show it again rather than lose it
@@ -382,17 +379,14 @@ export class KubernetesStore implements ClusterStore {
         continue;
       }
       this.#hidden.delete(key);
-      this.#entries.set(key, gs);
-      keys.add(key);
+      this.#entries.set(gs.namespace, gs.name, gs);
       changed.push(gs);
     }
-    for (const key of [...keys]) {
-      if (seen.has(key)) continue;
-      const cached = this.#entries.get(key);
-      if (cached === undefined || compareResourceVersions(cached.resourceVersion, listRv) === 1) continue;
-      this.#entries.delete(key);
+    for (const cached of [...this.#entries.namespace(namespace).values()]) {
+      if (seen.has(cached.name) || compareResourceVersions(cached.resourceVersion, listRv) === 1) continue;
+      const key = gameServerKey(cached);
+      this.#entries.delete(namespace, cached.name);
       this.#hidden.delete(key);
-      keys.delete(key);
       this.#remember(key, listRv); // absent as of the list: a late write response must not bring it back
       removed.push(cached);
     }
@@ -404,7 +398,7 @@ export class KubernetesStore implements ClusterStore {
     for (const l of this.#listeners) {
       if (l.reset !== undefined) {
         this.#call(() => l.reset?.());
-        for (const [key, gs] of this.#entries) if (!this.#hidden.has(key)) this.#call(() => l.upsert(gs));
+        for (const gs of this.#entries.values()) if (!this.#isHidden(gs)) this.#call(() => l.upsert(gs));
       } else {
         for (const gs of removed) this.#call(() => l.remove(gs.namespace, gs.name));
         for (const gs of changed) this.#call(() => l.upsert(gs));
@@ -414,27 +408,27 @@ export class KubernetesStore implements ClusterStore {
 
   /** Caches obj and tells the listeners. */
   #put(key: string, obj: GameServerObject): GameServer {
-    const gs = this.#store(key, obj);
+    const gs = this.#store(obj);
     this.#hidden.delete(key);
     this.#notify((l) => l.upsert(gs));
     return gs;
   }
 
   /** Caches obj without telling anyone. */
-  #store(key: string, obj: GameServerObject): GameServer {
+  #store(obj: GameServerObject): GameServer {
     const gs = toGameServer(obj);
-    this.#entries.set(key, gs);
-    let keys = this.#byNamespace.get(gs.namespace);
-    if (keys === undefined) this.#byNamespace.set(gs.namespace, (keys = new Set()));
-    keys.add(key);
+    this.#entries.set(gs.namespace, gs.name, gs);
     return gs;
   }
 
   #drop(key: string, gs: GameServer): void {
-    this.#entries.delete(key);
+    this.#entries.delete(gs.namespace, gs.name);
     this.#hidden.delete(key);
-    this.#byNamespace.get(gs.namespace)?.delete(key);
     this.#notify((l) => l.remove(gs.namespace, gs.name));
+  }
+
+  #isHidden(gs: GameServer): boolean {
+    return this.#hidden.size > 0 && this.#hidden.has(gameServerKey(gs));
   }
 
   #remember(key: string, rv: string): void {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../helpers/certs.ts';
-import { ghz, ghzPath, ROOT, spawnNode, table, writeFleet, type BenchResult, type LoadResult, type TargetCheck } from './harness.ts';
+import { GATEWAY_NODE_FLAGS, ghz, ghzPath, ROOT, spawnNode, table, writeFleet, type BenchResult, type LoadResult, type TargetCheck } from './harness.ts';
 
 export async function benchEmbedded(opts: { total: number }): Promise<BenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-'));
@@ -15,7 +15,7 @@ export async function benchEmbedded(opts: { total: number }): Promise<BenchResul
   const noop = await spawnNode([join(ROOT, 'test/bench/noop-server.ts'), certs.serverCertFile, certs.serverKeyFile, certs.clientCaDir], (l) => typeof l.port === 'number');
   const gw = await spawnNode(
     [
-      join(ROOT, 'src/main.ts'), '--grpc.host=127.0.0.1', '--grpc.port=0', '--rest.host=127.0.0.1', '--rest.port=0', '--ops.host=127.0.0.1', '--ops.port=0',
+      ...GATEWAY_NODE_FLAGS, join(ROOT, 'src/main.ts'), '--grpc.host=127.0.0.1', '--grpc.port=0', '--rest.host=127.0.0.1', '--rest.port=0', '--ops.host=127.0.0.1', '--ops.port=0',
       `--tls.certFile=${certs.serverCertFile}`, `--tls.keyFile=${certs.serverKeyFile}`, `--tls.clientCaDir=${certs.clientCaDir}`,
       '--cluster.kind=memory', `--cluster.fleetFile=${fleet}`, '--log.level=info',
     ],

@@ -6,11 +6,11 @@ import { mkdirSync, mkdtempSync, rmSync, copyFileSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../helpers/certs.ts';
-import { cpuSeconds, ghz, ghzPath, ROOT, spawnNode, table, writeFleet, type BenchResult, type Certs, type LoadResult } from './harness.ts';
+import { cpuSeconds, GATEWAY_NODE_FLAGS, ghz, ghzPath, ROOT, spawnNode, table, writeFleet, type BenchResult, type Certs, type LoadResult } from './harness.ts';
 
 function gatewayArgs(certs: Certs, fleet: string, extra: string[] = []): string[] {
   return [
-    join(ROOT, 'src/main.ts'), '--grpc.host=127.0.0.1', '--grpc.port=0', '--rest.host=127.0.0.1', '--rest.port=0', '--ops.host=127.0.0.1', '--ops.port=0',
+    ...GATEWAY_NODE_FLAGS, join(ROOT, 'src/main.ts'), '--grpc.host=127.0.0.1', '--grpc.port=0', '--rest.host=127.0.0.1', '--rest.port=0', '--ops.host=127.0.0.1', '--ops.port=0',
     `--tls.certFile=${certs.serverCertFile}`, `--tls.keyFile=${certs.serverKeyFile}`, `--tls.clientCaDir=${certs.clientCaDir}`,
     '--cluster.kind=memory', `--cluster.fleetFile=${fleet}`, '--log.level=info', ...extra,
   ];

@@ -19,6 +19,14 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/** The node flags the image runs the gateway with (deploy/Dockerfile's ENTRYPOINT, between node and main.ts). */
+export const GATEWAY_NODE_FLAGS: readonly string[] = (() => {
+  const line = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8'))?.[1];
+  if (line === undefined) throw new Error('deploy/Dockerfile has no ENTRYPOINT [...] line');
+  const argv = JSON.parse(line) as string[];
+  return argv.slice(1, argv.findIndex((a) => a.endsWith('/main.ts')));
+})();
+
 /** Resident set size in MiB. */
 export function rssMiB(pid: number): number {
   return statusMiB(pid, 'VmRSS');

@@ -1,8 +1,14 @@
 // GameServer object <-> domain conversion, resourceVersion ordering, the write rate limiter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareResourceVersions, toGameServer, toMergePatch, type GameServerObject } from '../../src/cluster/kubernetes/game-server-object.ts';
+import {
+  compareResourceVersions,
+  toGameServer,
+  toGameServerObject,
+  type GameServerObject,
+} from '../../src/cluster/kubernetes/game-server-object.ts';
 import { parseExact, stringifyExact } from '../../src/allocation/exact-json.ts';
+import { ObjectPacker } from '../../src/cluster/kubernetes/packed-object.ts';
 import { TokenBucket } from '../../src/cluster/kubernetes/token-bucket.ts';
 
 const stored = (): GameServerObject => ({
@@ -65,29 +71,53 @@ test('toGameServer tolerates a bare object and flags deletion', () => {
   assert.equal(gs.deleting, true);
 });
 
-test('toMergePatch carries what the domain changed, nulls what it removed, and the resourceVersion precondition', () => {
-  const gs = toGameServer(stored());
-  const patch = toMergePatch(gs, {
-    ...gs,
-    state: 'Allocated',
-    labels: { ...gs.labels, x: 'y' },
-    annotations: {},
-    counters: { rooms: { count: 2, capacity: 5 }, extra: { count: 0, capacity: 1 } },
-    lists: { players: { capacity: 4, values: ['p1', 'p2'] } },
-    players: { count: 2, capacity: 4 },
-  });
-  assert.deepEqual(patch, {
-    metadata: { resourceVersion: '41', labels: { x: 'y' }, annotations: { a: null } },
-    status: {
+test('toGameServerObject lays the domain over the stored object and keeps the rest', () => {
+  const base = stored();
+  const before = structuredClone(base);
+  const gs = toGameServer(base);
+  const obj = toGameServerObject(
+    {
+      ...gs,
       state: 'Allocated',
+      labels: { ...gs.labels, x: 'y' },
+      annotations: {},
       counters: { rooms: { count: 2, capacity: 5 }, extra: { count: 0, capacity: 1 } },
       lists: { players: { capacity: 4, values: ['p1', 'p2'] } },
-      players: { count: 2, capacity: 4 }, // merged into the stored players: ids are kept
+      players: { count: 2, capacity: 4 },
     },
+    base,
+  );
+  assert.deepEqual(base, before, 'base untouched');
+  assert.equal(obj.metadata.resourceVersion, '41');
+  assert.equal(obj.metadata.managedFields, undefined, 'managedFields omitted (kept by the API server)');
+  assert.equal(obj.metadata['uid'], 'u-1');
+  assert.deepEqual(obj.metadata['ownerReferences'], before.metadata['ownerReferences']);
+  assert.deepEqual(obj.metadata.labels, { 'agones.dev/fleet': 'f', x: 'y' });
+  assert.deepEqual(obj.metadata.annotations, {}, 'removed annotations are removed');
+  assert.deepEqual(obj.spec, before.spec);
+  assert.equal(obj.status?.state, 'Allocated');
+  assert.deepEqual(obj.status?.players, { count: 2, capacity: 4, ids: ['p1'] });
+  assert.deepEqual(obj.status?.counters, { rooms: { count: 2, capacity: 5 }, extra: { count: 0, capacity: 1 } });
+  assert.deepEqual(obj.status?.lists, { players: { capacity: 4, values: ['p1', 'p2'] } });
+  assert.equal(obj.status?.['reservedUntil'], null);
+  assert.deepEqual(obj.status?.['eviction'], { safe: 'Never' });
+  assert.deepEqual(toGameServer({ ...obj, metadata: { ...obj.metadata } }), {
+    ...toGameServer(obj),
   });
-  assert.deepEqual(toMergePatch(gs, gs), { metadata: { resourceVersion: '41' } }, 'no change: only the precondition');
-  const moved = toMergePatch(gs, { ...gs, address: '', addresses: [], ports: [{ name: 'default', port: 7002 }], players: null });
-  assert.deepEqual(moved.status, { address: null, addresses: [], ports: [{ name: 'default', port: 7002 }], players: null });
+});
+
+test('a round trip without changes reproduces the stored object (minus managedFields)', () => {
+  const base = stored();
+  const obj = toGameServerObject(toGameServer(base), base);
+  const expected = structuredClone(base);
+  delete expected.metadata.managedFields;
+  assert.deepEqual(obj, expected);
+});
+
+test('toGameServerObject adds no empty fields the stored object lacked', () => {
+  const base: GameServerObject = { apiVersion: 'agones.dev/v1', kind: 'GameServer', metadata: { name: 'b', namespace: 'n', resourceVersion: '7' }, status: { state: 'Ready' } };
+  const obj = toGameServerObject({ ...toGameServer(base), state: 'Allocated' }, base);
+  assert.deepEqual(obj, { ...base, status: { state: 'Allocated' } });
 });
 
 test('compareResourceVersions orders decimal versions numerically, refuses to guess otherwise', () => {
@@ -127,31 +157,62 @@ test('TokenBucket.take rejects with the signal reason and returns the token', as
   await assert.rejects(b.take(AbortSignal.abort(reason)), (e) => e === reason);
 });
 
+test('ObjectPacker: round trip without managedFields; what a fleet shares is held once', () => {
+  const packer = new ObjectPacker();
+  const a = stored();
+  const b = structuredClone(a);
+  b.metadata.name = 'gs-2';
+  b.metadata.uid = 'u-2';
+  b.metadata.labels = { other: 'label' };
+  (b.spec as { ports: { hostPort?: number }[] }).ports[0]!.hostPort = 7002;
+  b.status = { ...b.status, state: 'Allocated', counters: { rooms: { count: 3, capacity: 5 } } };
+  b['extraTopLevel'] = { kept: true };
+  const pa = packer.pack(a);
+  const pb = packer.pack(b);
+  assert.equal(packer.sharedParts, 1);
+  assert.equal(pa.shared, pb.shared);
+  for (const [obj, packed] of [[a, pa], [b, pb]] as const) {
+    const expected = structuredClone(obj);
+    delete expected.metadata.managedFields;
+    assert.deepEqual(packer.unpack(packed, toGameServer(obj)), expected);
+  }
+  assert.notEqual(packer.unpack(pb, toGameServer(b)), packer.unpack(pb, toGameServer(b)), 'each unpack is a fresh copy');
+  assert.ok(a.metadata.managedFields !== undefined, 'pack does not modify its input');
+  assert.ok(!pb.own.includes('Allocated') && !pb.own.includes('other'), 'domain-held fields are not stored twice');
+  const other = structuredClone(a);
+  other.spec = { container: 'other' };
+  const po = packer.pack(other);
+  assert.equal(packer.sharedParts, 2);
+  packer.release(pa);
+  assert.equal(packer.sharedParts, 2);
+  packer.release(pb);
+  packer.release(po);
+  assert.equal(packer.sharedParts, 0);
+  const bare: GameServerObject = { metadata: { name: 'x', namespace: 'n', resourceVersion: '3' } };
+  assert.deepEqual(packer.unpack(packer.pack(bare), toGameServer(bare)), bare);
+});
+
 test('map keys that are JavaScript object properties ("__proto__", "constructor") are ordinary keys both ways', () => {
   const obj = JSON.parse(`{"apiVersion":"agones.dev/v1","kind":"GameServer","metadata":{"name":"g","namespace":"ns","resourceVersion":"7",
     "labels":{"constructor":"x"},"annotations":{"toString":"y"}},
     "status":{"state":"Ready","counters":{"__proto__":{"count":1,"capacity":2},"valueOf":{"count":0,"capacity":1}},
     "lists":{"__proto__":{"capacity":3,"values":["a"]}}}}`) as GameServerObject;
+  const packer = new ObjectPacker();
   const gs = toGameServer(obj);
   assert.deepEqual(Object.keys(gs.counters), ['__proto__', 'valueOf']);
   assert.deepEqual(Object.getOwnPropertyDescriptor(gs.counters, '__proto__')?.value, { count: 1, capacity: 2 });
   assert.deepEqual(Object.keys(gs.lists), ['__proto__']);
   assert.equal(Object.getPrototypeOf(gs.counters), Object.prototype);
-  const patch = toMergePatch(
-    toGameServer({ metadata: { name: 'g', namespace: 'ns', resourceVersion: '7', labels: { toString: 'z' } } }),
-    { ...gs, resourceVersion: '7' },
-  );
+  const back = toGameServerObject(gs, packer.unpack(packer.pack(obj), gs));
   assert.equal(
-    JSON.stringify(patch.status?.['counters']),
+    JSON.stringify(back.status?.counters),
     '{"__proto__":{"count":1,"capacity":2},"valueOf":{"count":0,"capacity":1}}',
   );
-  assert.equal(JSON.stringify(patch.status?.['lists']), '{"__proto__":{"capacity":3,"values":["a"]}}');
-  assert.equal(JSON.stringify(patch.metadata.labels), '{"constructor":"x","toString":null}');
-  assert.equal(JSON.stringify(patch.metadata.annotations), '{"toString":"y"}');
-  assert.equal(JSON.stringify(toMergePatch(gs, { ...gs, counters: {} }).status), '{"counters":{"__proto__":null,"valueOf":null}}');
+  assert.equal(JSON.stringify(back.status?.lists), '{"__proto__":{"capacity":3,"values":["a"]}}');
+  assert.equal(JSON.stringify(back.metadata.labels), '{"constructor":"x"}');
 });
 
-test('int64 beyond 2^53 is read exactly from the API server\'s JSON and written digit for digit', () => {
+test('int64 beyond 2^53 is read exactly from the API server\'s JSON and written back digit for digit, changed or not', () => {
   const text = `{"apiVersion":"agones.dev/v1","kind":"GameServer","metadata":{"name":"g","namespace":"ns","resourceVersion":"7"},
     "spec":{"future":{"big":12345678901234567891}},
     "status":{"state":"Ready","counters":{"a":{"count":9007199254740993,"capacity":9223372036854775807},"b":{"count":1,"capacity":2}},
@@ -160,6 +221,10 @@ test('int64 beyond 2^53 is read exactly from the API server\'s JSON and written 
   const gs = toGameServer(obj);
   assert.equal(gs.counters['a']?.count, 9007199254740993n);
   assert.equal(gs.counters['b']?.count, 1); // safe values stay numbers
-  const patch = stringifyExact(toMergePatch(gs, { ...gs, counters: { ...gs.counters, a: { count: 9007199254740995n, capacity: 9223372036854775807n }, b: { count: 2, capacity: 2 } }, players: { count: 9007199254740997n, capacity: 9223372036854775807n } }));
-  assert.equal(patch, '{"metadata":{"resourceVersion":"7"},"status":{"counters":{"a":{"count":9007199254740995,"capacity":9223372036854775807},"b":{"count":2,"capacity":2}},"players":{"count":9007199254740997,"capacity":9223372036854775807}}}');
+  const packer = new ObjectPacker();
+  const back = stringifyExact(toGameServerObject({ ...gs, counters: { ...gs.counters, b: { count: 2, capacity: 2 } } }, packer.unpack(packer.pack(obj), gs)));
+  assert.match(back, /"a":\{"count":9007199254740993,"capacity":9223372036854775807\}/);
+  assert.match(back, /"b":\{"count":2,"capacity":2\}/);
+  assert.match(back, /"big":12345678901234567891/);
+  assert.match(back, /"players":\{"ids":\[\],"count":9007199254740995,"capacity":9223372036854775807\}/);
 });

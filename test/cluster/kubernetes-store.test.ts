@@ -146,7 +146,7 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     assert.equal(store.size, 60);
   });
 
-  test('update() patches what the domain changed: spec, unknown fields and managedFields are kept', async (t) => {
+  test('update() writes the full object back: spec, unknown fields and managedFields survive', async (t) => {
     const ns = await freshNamespace();
     const spec = {
       container: 'game',
@@ -323,7 +323,7 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     assert.equal(latest.metadata.resourceVersion, written.resourceVersion);
   });
 
-  test('works as the service-account user once granted list/watch/patch on gameservers', async (t) => {
+  test('works as the service-account user once granted list/watch/update on gameservers', async (t) => {
     const ns = await freshNamespace();
     await plane().createGameServer(ns, { name: 'sa' });
     const logger = memoryLogger();
@@ -331,7 +331,7 @@ describe('KubernetesStore on a real API server', { skip }, () => {
     const starting = store.start();
     await eventually('a forbidden warning', () => logger.lines.some((x) => x.level === 'warn' && /forbidden/i.test(String((x.fields as { err?: string }).err))), 5_000);
     assert.equal(store.synced, false);
-    await plane().grant(`gw-store-${ns}`, [{ apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['get', 'list', 'watch', 'patch'] }]);
+    await plane().grant(`gw-store-${ns}`, [{ apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['get', 'list', 'watch', 'update'] }]);
     await starting;
     const gs = store.get(ns, 'sa');
     assert.ok(gs);

@@ -131,7 +131,7 @@ describe('item 5: Packed counts GameServers per node in every namespace (agones 
   test('without it (RBAC only in the served namespace): the served namespace is counted, and the gateway says so', async () => {
     await cp.request('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'gw', namespace: NS },
-      rules: [{ apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['list', 'watch', 'get', 'patch'] }],
+      rules: [{ apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['list', 'watch', 'get', 'update'] }],
     });
     await cp.request('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'gw', namespace: NS },

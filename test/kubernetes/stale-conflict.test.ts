@@ -20,8 +20,8 @@ function object(name: string, rv: string, state = 'Ready'): Obj {
   return { apiVersion: 'agones.dev/v1', kind: 'GameServer', metadata: { name, namespace: NS, resourceVersion: rv }, spec: {}, status: { state, address: '10.0.0.1', ports: [{ name: 'p', port: 7000 }], nodeName: 'n' } } as Obj;
 }
 
-/** What the scripted API server does with a write (a merge PATCH). */
-type WriteScript =
+/** What the scripted API server does with a PUT. */
+type PutScript =
   | { kind: 'answer'; status: number } // answer with a Status, apply nothing
   | { kind: 'apply-then-drop' } // store the object, then cut the connection before answering
   | { kind: 'drop' } // cut the connection, apply nothing
@@ -31,10 +31,10 @@ type WriteScript =
 
 interface FakeApi {
   readonly objects: Map<string, Obj>;
-  write: WriteScript;
-  /** What the writes after the next one do (default: the same as `write`). */
-  then?: WriteScript;
-  writes: number;
+  put: PutScript;
+  /** What the PUTs after the next one do (default: the same as `put`). */
+  then?: PutScript;
+  puts: number;
   /** Status for GETs of one object (200 = serve it). */
   getStatus: number;
   gets: number;
@@ -45,17 +45,6 @@ interface FakeApi {
 }
 
 let rv = 100;
-
-/** RFC 7386: objects merge key by key, null removes, anything else replaces. */
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
-}
 
 async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
   const watches = new Set<http.ServerResponse>();
@@ -84,18 +73,14 @@ async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(o));
       return;
     }
-    if (req.method === 'PATCH' && name !== undefined) {
+    if (req.method === 'PUT') {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        if (req.headers['content-type'] !== 'application/merge-patch+json') return void status(res, 415, 'not a merge patch');
-        const patch = JSON.parse(Buffer.concat(chunks).toString()) as Obj;
-        const cur0 = objects.get(decodeURIComponent(name));
-        // the object as the patch would leave it (RFC 7386), still carrying the patch's resourceVersion
-        const body = (cur0 ? mergePatch(cur0, patch) : patch) as Obj;
-        const p = api.write;
-        api.writes++;
-        if (api.then) api.write = api.then;
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as Obj;
+        const p = api.put;
+        api.puts++;
+        if (api.then) api.put = api.then;
         if (p.kind === 'answer') return void status(res, p.status, `scripted ${p.status}`);
         if (p.kind === 'hang') return;
         if (p.kind === 'apply') {
@@ -119,8 +104,8 @@ async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
   });
   const api: FakeApi = {
     objects,
-    write: { kind: 'answer', status: 409 },
-    writes: 0,
+    put: { kind: 'answer', status: 409 },
+    puts: 0,
     getStatus: 200,
     gets: 0,
     port: 0,
@@ -200,14 +185,14 @@ test('an overloaded or starting API server (429, 503) is NOT_READY (UNAVAILABLE)
   const { store } = await started(t, api);
   const x = store.get(NS, 'x') as GameServer;
   for (const status of [429, 503]) {
-    api.write = { kind: 'answer', status };
+    api.put = { kind: 'answer', status };
     const err = await store.update(allocate(x), never()).catch((e: unknown) => e);
     assert.ok(err instanceof AllocationError, `HTTP ${status}: ${String(err)}`);
     assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'false']);
     assert.doesNotMatch(err.message, /127\.0\.0\.1/, 'no internal address in a caller-facing message');
   }
   assert.equal(api.gets, 0, 'nothing to settle: the write was refused');
-  api.write = { kind: 'answer', status: 403 };
+  api.put = { kind: 'answer', status: 403 };
   const forbidden = await store.update(allocate(x), never()).catch((e: unknown) => e);
   assert.ok(!(forbidden instanceof AllocationError) && (forbidden as { status?: number }).status === 403, 'a deployment problem: INTERNAL for the caller, logged');
 });
@@ -217,14 +202,14 @@ test('500/504 or a dropped connection, object unchanged: the same write is sent 
   const { store } = await started(t, api);
   for (const put of [{ kind: 'answer', status: 500 }, { kind: 'answer', status: 504 }, { kind: 'drop' }] as const) {
     const x = store.get(NS, 'x') as GameServer;
-    const [gets, writes] = [api.gets, api.writes];
-    api.write = put;
+    const [gets, puts] = [api.gets, api.puts];
+    api.put = put;
     api.then = { kind: 'apply' };
     const written = await store.update(allocate(x), never());
     assert.equal(written.state, 'Allocated', JSON.stringify(put));
     assert.equal(written.resourceVersion, api.objects.get('x')!.metadata.resourceVersion);
     assert.ok(api.gets > gets, 'read back');
-    assert.equal(api.writes - writes, 2, 'sent once more, with the same precondition');
+    assert.equal(api.puts - puts, 2, 'sent once more, with the same precondition');
   }
 });
 
@@ -232,23 +217,23 @@ test('an unchanged read-back is not proof the write will never land: it is fence
   const api = await fakeApi(t, [object('x', '5')]);
   const { store } = await started(t, api, 400);
   const x = store.get(NS, 'x') as GameServer;
-  api.write = { kind: 'answer', status: 500 }; // every write fails: the first may still be applied later
+  api.put = { kind: 'answer', status: 500 }; // every PUT fails: the first may still be applied later
   const err = await store.update(allocate(x), never()).catch((e: unknown) => e);
   assert.ok(err instanceof AllocationError, String(err));
   assert.deepEqual([err.reason, err.metadata['ambiguous']], ['NOT_READY', 'true']);
-  assert.ok(api.writes >= 2);
+  assert.ok(api.puts >= 2);
 });
 
 test('a write that gets no answer within writeTimeoutMs is settled: the same write applies once', async (t) => {
   const api = await fakeApi(t, [object('x', '5')]);
   const { store } = await started(t, api, 300);
   const x = store.get(NS, 'x') as GameServer;
-  api.write = { kind: 'hang' };
+  api.put = { kind: 'hang' };
   api.then = { kind: 'apply' };
   const t0 = performance.now();
   const written = await store.update(allocate(x), never());
   assert.equal(written.state, 'Allocated');
-  assert.equal(api.writes, 2);
+  assert.equal(api.puts, 2);
   assert.ok(performance.now() - t0 >= 280, 'waited for the answer first');
 });
 
@@ -256,7 +241,7 @@ test('a write applied whose answer was lost is a success (nothing allocated with
   const api = await fakeApi(t, [object('x', '5')]);
   const { store, l } = await started(t, api);
   const x = store.get(NS, 'x') as GameServer;
-  api.write = { kind: 'apply-then-drop' };
+  api.put = { kind: 'apply-then-drop' };
   const written = await store.update(allocate(x), never());
   assert.equal(written.state, 'Allocated');
   assert.equal(written.labels['match'], 'm1');
@@ -269,7 +254,7 @@ test('another writer got there while the answer was lost: StoreConflict, and the
   const api = await fakeApi(t, [object('x', '5')]);
   const { store, l } = await started(t, api);
   const x = store.get(NS, 'x') as GameServer;
-  api.write = { kind: 'other-writer-then-drop' };
+  api.put = { kind: 'other-writer-then-drop' };
   await assert.rejects(store.update(allocate(x), never()), StoreConflict);
   assert.equal(l.calls.at(-1), 'remove x');
 });
@@ -278,7 +263,7 @@ test('deleted meanwhile: StoreNotFound', async (t) => {
   const api = await fakeApi(t, [object('x', '5')]);
   const { store } = await started(t, api);
   const x = store.get(NS, 'x') as GameServer;
-  api.write = { kind: 'drop' };
+  api.put = { kind: 'drop' };
   api.objects.delete('x');
   await assert.rejects(store.update(allocate(x), never()), StoreNotFound);
 });
@@ -287,7 +272,7 @@ test('the API server stays away past the write timeout: NOT_READY, ambiguous, bo
   const api = await fakeApi(t, [object('x', '5')]);
   const { store } = await started(t, api, 400);
   const x = store.get(NS, 'x') as GameServer;
-  api.write = { kind: 'hang' };
+  api.put = { kind: 'hang' };
   api.getStatus = 503;
   const t0 = performance.now();
   // the caller's signal ends at once: a sent write is still settled

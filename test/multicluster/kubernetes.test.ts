@@ -118,7 +118,7 @@ describe('policies that cannot be listed yet', { skip }, () => {
     // A replica whose identity may read everything it needs except the policies (granted a moment later,
     // as when RBAC is applied after the Deployment).
     await cpA.grant('gw13-base', [
-      { apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['list', 'watch', 'patch', 'get'] },
+      { apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['list', 'watch', 'update', 'get'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'get', 'update', 'delete', 'list'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] },
     ]);

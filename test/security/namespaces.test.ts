@@ -88,7 +88,7 @@ describe('a namespace whose policies the API server refuses', { skip }, () => {
   test('is re-listed with a growing backoff, not every 250 ms', async () => {
     // The service-account user may read GameServers, Leases and Secrets, but not policies.
     await cp.grant('no-policies', [
-      { apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['get', 'list', 'watch', 'patch'] },
+      { apiGroups: ['agones.dev'], resources: ['gameservers'], verbs: ['get', 'list', 'watch', 'update'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
     ]);

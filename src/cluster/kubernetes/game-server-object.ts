@@ -1,8 +1,8 @@
 // Conversion between the agones.dev/v1 GameServer object and the domain GameServer, both ways.
-// Writing back is a merge patch of what the domain changed, so spec and unknown fields are never rewritten.
+// Writing back starts from the stored object, so spec and unknown fields survive a round trip.
 import { int64, type Int64 } from '../../allocation/int64.ts';
 import { stringifyExact } from '../../allocation/exact-json.ts';
-import { own, setOwn } from '../../allocation/records.ts';
+import { setOwn } from '../../allocation/records.ts';
 import type {
   CounterStatus,
   GameServer,
@@ -47,6 +47,8 @@ export interface GameServerObjectStatus {
   [field: string]: unknown;
 }
 
+export const GAME_SERVER_API_VERSION = 'agones.dev/v1';
+
 const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
 const NONE: readonly never[] = Object.freeze([]);
 
@@ -90,52 +92,32 @@ function sharedRecord<I, O>(kind: string, m: Readonly<Record<string, I>> | null 
   });
 }
 
-/** A JSON merge patch (RFC 7386) of a GameServer: null removes a key. */
-export interface GameServerPatch {
-  metadata: { resourceVersion: string; labels?: Record<string, string | null>; annotations?: Record<string, string | null> };
-  status?: Record<string, unknown>;
-}
-
 /**
- * The JSON merge patch that takes the stored object from `from` (the cached version) to `to`: what
- * the domain changed, nothing else, and `metadata.resourceVersion` as the precondition, so that a
- * concurrent change fails with 409 instead of being overwritten. The API server applies it to the
- * stored object, so fields the gateway does not model are kept without the gateway holding them.
+ * The object to PUT for `gs`: `base` (the stored object) with the domain's labels, annotations
+ * and status fields laid over it and `gs.resourceVersion` as the precondition. `base` is not modified.
  */
-export function toMergePatch(from: GameServer, to: GameServer): GameServerPatch {
-  const patch: GameServerPatch = { metadata: { resourceVersion: to.resourceVersion } };
-  const labels = mapPatch(from.labels, to.labels, (a, b) => a === b, (v) => v);
-  if (labels !== undefined) patch.metadata.labels = labels;
-  const annotations = mapPatch(from.annotations, to.annotations, (a, b) => a === b, (v) => v);
-  if (annotations !== undefined) patch.metadata.annotations = annotations;
+export function toGameServerObject(gs: GameServer, base: GameServerObject): GameServerObject {
+  const metadata: ObjectMeta = { ...base.metadata, resourceVersion: gs.resourceVersion };
+  delete metadata.managedFields; // omitted = kept as stored by the API server
+  setMap(metadata, 'labels', gs.labels);
+  setMap(metadata, 'annotations', gs.annotations);
 
-  const status: Record<string, unknown> = {};
-  if (to.state !== from.state) status['state'] = to.state === '' ? null : to.state;
-  if (to.address !== from.address) status['address'] = to.address === '' ? null : to.address;
-  if (to.nodeName !== from.nodeName) status['nodeName'] = to.nodeName === '' ? null : to.nodeName;
-  // lists are replaced whole by a merge patch
-  if (!sameArray(from.addresses, to.addresses, (a, b) => a.type === b.type && a.address === b.address)) {
-    status['addresses'] = to.addresses.map((a) => ({ type: a.type, address: a.address }));
+  const status: GameServerObjectStatus = { ...(base.status ?? {}) };
+  status.state = gs.state;
+  setString(status, 'address', gs.address);
+  setString(status, 'nodeName', gs.nodeName);
+  if (gs.addresses.length > 0 || status.addresses != null) status.addresses = gs.addresses.map((a) => ({ type: a.type, address: a.address }));
+  if (gs.ports.length > 0 || status.ports != null) status.ports = gs.ports.map((p) => ({ name: p.name, port: p.port }));
+  if (Object.keys(gs.counters).length > 0 || status.counters != null) {
+    status.counters = Object.fromEntries(Object.entries(gs.counters).map(([k, c]) => [k, { count: c.count, capacity: c.capacity }]));
   }
-  if (!sameArray(from.ports, to.ports, (a, b) => a.name === b.name && a.port === b.port)) {
-    status['ports'] = to.ports.map((p) => ({ name: p.name, port: p.port }));
+  if (Object.keys(gs.lists).length > 0 || status.lists != null) {
+    status.lists = Object.fromEntries(Object.entries(gs.lists).map(([k, l]) => [k, { capacity: l.capacity, values: [...l.values] }]));
   }
-  const counters = mapPatch(from.counters, to.counters, (a, b) => a.count === b.count && a.capacity === b.capacity, (c) => ({ count: c.count, capacity: c.capacity }));
-  if (counters !== undefined) status['counters'] = counters;
-  const lists = mapPatch(
-    from.lists,
-    to.lists,
-    (a, b) => a.capacity === b.capacity && sameArray(a.values, b.values, (x, y) => x === y),
-    (l) => ({ capacity: l.capacity, values: [...l.values] }),
-  );
-  if (lists !== undefined) status['lists'] = lists;
-  if (to.players === null) {
-    if (from.players !== null) status['players'] = null;
-  } else if (from.players === null || from.players.count !== to.players.count || from.players.capacity !== to.players.capacity) {
-    status['players'] = { count: to.players.count, capacity: to.players.capacity }; // merged: ids are kept
-  }
-  if (Object.keys(status).length > 0) patch.status = status;
-  return patch;
+  if (gs.players === null) delete status.players;
+  else status.players = { ...(status.players ?? {}), count: gs.players.count, capacity: gs.players.capacity }; // keeps ids
+
+  return { ...base, apiVersion: base.apiVersion ?? GAME_SERVER_API_VERSION, kind: base.kind ?? 'GameServer', metadata, status };
 }
 
 /**
@@ -172,22 +154,10 @@ function toPlayers(p: { count?: Int64; capacity?: Int64 }): PlayerStatus {
   return { count: int64(p.count ?? 0), capacity: int64(p.capacity ?? 0) };
 }
 
-/** The merge patch of a map: changed and added keys with their new value, removed ones null; undefined if equal. */
-function mapPatch<T, P>(
-  from: Readonly<Record<string, T>>,
-  to: Readonly<Record<string, T>>,
-  same: (a: T, b: T) => boolean,
-  write: (v: T) => P,
-): Record<string, P | null> | undefined {
-  let out: Record<string, P | null> | undefined;
-  for (const k of Object.keys(to)) {
-    const before = own(from, k);
-    if (before === undefined || !same(before, to[k] as T)) setOwn((out ??= {}), k, write(to[k] as T));
-  }
-  for (const k of Object.keys(from)) if (!Object.hasOwn(to, k)) setOwn((out ??= {}), k, null);
-  return out;
+function setMap(meta: ObjectMeta, key: 'labels' | 'annotations', value: Readonly<Record<string, string>>): void {
+  if (Object.keys(value).length > 0 || meta[key] !== undefined) meta[key] = { ...value };
 }
 
-function sameArray<T>(a: readonly T[], b: readonly T[], same: (x: T, y: T) => boolean): boolean {
-  return a.length === b.length && a.every((x, i) => same(x, b[i] as T));
+function setString(status: GameServerObjectStatus, key: 'address' | 'nodeName', value: string): void {
+  if (value !== '' || status[key] !== undefined) status[key] = value;
 }

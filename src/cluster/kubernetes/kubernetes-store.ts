@@ -1,17 +1,17 @@
 // ClusterStore on a real cluster: one list+watch per served namespace fills a local cache of
-// agones.dev/v1 GameServers; update() sends a merge patch of what changed with the cached
-// resourceVersion as precondition, so a concurrent change fails with StoreConflict instead of
-// being overwritten. The cache holds only the domain view: the API server keeps the rest.
+// agones.dev/v1 GameServers; update() PUTs the full stored object back with its resourceVersion
+// as precondition, so a concurrent change fails with StoreConflict instead of being overwritten.
 import { KubeConfig } from '@kubernetes/client-node';
 import { AllocationError } from '../../allocation/errors.ts';
 import { own } from '../../allocation/records.ts';
 import { GameServerMap } from '../../allocation/game-server-map.ts';
 import { gameServerKey, type GameServer } from '../../allocation/types.ts';
 import { StoreConflict, StoreNotFound, StoreRejected, type ClusterStore, type StoreListener } from '../store.ts';
-import { compareResourceVersions, toGameServer, toMergePatch, type GameServerObject, type GameServerPatch } from './game-server-object.ts';
+import { compareResourceVersions, toGameServer, toGameServerObject, type GameServerObject } from './game-server-object.ts';
 import { KubeHttp, KubernetesApiError, statusOf } from './kube-http.ts';
 import { NamespaceReflector, describe, type ReflectorSink, type WatchEventType } from './namespace-reflector.ts';
 import { NodeCounter } from './node-counter.ts';
+import { ObjectPacker, type PackedObject } from './packed-object.ts';
 import { silentLogger, type StoreLogger } from './store-logger.ts';
 import { TokenBucket } from './token-bucket.ts';
 
@@ -47,7 +47,11 @@ export interface KubernetesStoreOptions {
   readonly onLostAnswer?: (settled: 'applied' | 'changed' | 'unknown') => void;
 }
 
-const MERGE_PATCH = 'application/merge-patch+json';
+/** One cached GameServer: the domain view and the stored object to write back from. */
+interface Entry {
+  readonly gs: GameServer;
+  readonly stored: PackedObject;
+}
 
 /** Deleted keys remembered so that a late write response cannot resurrect them. */
 const TOMBSTONE_LIMIT = 10_000;
@@ -68,7 +72,8 @@ export class KubernetesStore implements ClusterStore {
   readonly #http: KubeHttp;
   readonly #limiter: TokenBucket;
   readonly #opts: KubernetesStoreOptions;
-  readonly #entries = new GameServerMap<GameServer>();
+  readonly #entries = new GameServerMap<Entry>();
+  readonly #packer = new ObjectPacker();
   readonly #tombstones = new Map<string, string>();
   readonly #listeners = new Set<StoreListener>();
   readonly #reflectors: Pick<NamespaceReflector<unknown>, 'synced' | 'whenSynced' | 'stop'>[] = [];
@@ -108,8 +113,11 @@ export class KubernetesStore implements ClusterStore {
 
   async #start(): Promise<void> {
     if (this.#closed) throw new Error('KubernetesStore is closed');
-    const sink: ReflectorSink<GameServer> = {
-      prepare: toGameServer,
+    const sink: ReflectorSink<Entry> = {
+      prepare: (obj) => ({ gs: toGameServer(obj), stored: this.#packer.pack(obj) }),
+      discard: (items) => {
+        for (const e of items) this.#packer.release(e.stored);
+      },
       replace: (ns, items, rv, relist) => this.#replace(ns, items, rv, relist),
       event: (_ns, type, obj) => this.#event(type, obj),
     };
@@ -166,7 +174,7 @@ export class KubernetesStore implements ClusterStore {
   }
 
   subscribe(listener: StoreListener): () => void {
-    for (const gs of this.#entries.values()) if (!this.#isHidden(gs)) listener.upsert(gs);
+    for (const { gs } of this.#entries.values()) if (!this.#isHidden(gs)) listener.upsert(gs);
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);
@@ -174,7 +182,7 @@ export class KubernetesStore implements ClusterStore {
   }
 
   get(namespace: string, name: string): GameServer | undefined {
-    return this.#entries.get(namespace, name);
+    return this.#entries.get(namespace, name)?.gs;
   }
 
   /** Number of cached GameServers. */
@@ -187,26 +195,26 @@ export class KubernetesStore implements ClusterStore {
     // known outcome or to writeTimeoutMs, so an allocation is never left Allocated unknowingly.
     signal.throwIfAborted();
     const key = gameServerKey(next);
-    const cached = this.#entries.get(next.namespace, next.name);
-    if (cached === undefined) throw new StoreNotFound(`GameServer ${key} not found`);
-    if (cached.resourceVersion !== next.resourceVersion) {
-      // the patch is the difference from the cached version: from any other it would be a blind overwrite
-      throw new StoreConflict(`GameServer ${key} changed (cached ${cached.resourceVersion}, wrote ${next.resourceVersion})`);
+    const entry = this.#entries.get(next.namespace, next.name);
+    if (entry === undefined) throw new StoreNotFound(`GameServer ${key} not found`);
+    if (entry.gs.resourceVersion !== next.resourceVersion) {
+      // we only hold the stored object at the cached version: writing from it would be a blind overwrite
+      throw new StoreConflict(`GameServer ${key} changed (cached ${entry.gs.resourceVersion}, wrote ${next.resourceVersion})`);
     }
     await this.#limiter.take(signal);
-    const body = toMergePatch(cached, next);
+    const body = toGameServerObject(next, this.#packer.unpack(entry.stored, entry.gs));
     const path = `/apis/agones.dev/v1/namespaces/${encodeURIComponent(next.namespace)}/gameservers/${encodeURIComponent(next.name)}`;
     const timeoutMs = this.#writeTimeoutMs;
     let res;
     try {
-      res = await this.#http.request('PATCH', path, { body, contentType: MERGE_PATCH, signal: this.#closing.signal, timeoutMs });
+      res = await this.#http.request('PUT', path, { body, signal: this.#closing.signal, timeoutMs });
     } catch (err) {
       if (!(err instanceof KubernetesApiError)) throw err;
       const code = (err.cause as { code?: unknown } | undefined)?.code;
       // a refused connection never carried the write; anything later may have
       if (code === 'ECONNREFUSED') throw this.#unavailable(key, 'unreachable', false, err);
       const what = code === 'ETIMEDOUT' ? `no answer within ${timeoutMs} ms` : err.reason === 'Closed' ? 'the gateway is shutting down' : 'connection lost';
-      return await this.#settle(next, cached, path, body, what, err);
+      return await this.#settle(next, entry, path, body, what, err);
     }
     switch (res.status) {
       case 200:
@@ -215,7 +223,7 @@ export class KubernetesStore implements ClusterStore {
         return stored;
       }
       case 409:
-        this.#hideStale(key, cached);
+        this.#hideStale(key, entry);
         throw new StoreConflict(`GameServer ${key}: ${statusOf(res).message}`);
       case 404:
         throw new StoreNotFound(`GameServer ${key}: ${statusOf(res).message}`);
@@ -224,7 +232,7 @@ export class KubernetesStore implements ClusterStore {
         const err = new KubernetesApiError(res.status, s.reason, `update GameServer ${key}: ${s.message}`);
         // overloaded, starting or failing API server: callers should retry, it is not a gateway bug
         if (res.status === 429 || res.status === 503) throw this.#unavailable(key, `HTTP ${res.status}`, false, err);
-        if (res.status >= 500) return await this.#settle(next, cached, path, body, `HTTP ${res.status}`, err);
+        if (res.status >= 500) return await this.#settle(next, entry, path, body, `HTTP ${res.status}`, err);
         // any other 4xx: refused outright (invalid object, webhook, RBAC), so certainly not applied
         if (res.status >= 400) throw new StoreRejected(res.status, `update GameServer ${key}: HTTP ${res.status} ${s.reason}: ${s.message}`, { cause: err });
         throw err;
@@ -246,7 +254,7 @@ export class KubernetesStore implements ClusterStore {
    * transport error. Without this an applied allocation whose reply was lost, or one that
    * lands later, would be Allocated with no caller told.
    */
-  async #settle(next: GameServer, cached: GameServer, path: string, body: GameServerPatch, what: string, cause: KubernetesApiError): Promise<GameServer> {
+  async #settle(next: GameServer, entry: Entry, path: string, body: GameServerObject, what: string, cause: KubernetesApiError): Promise<GameServer> {
     const key = gameServerKey(next);
     const bound = new AbortController();
     const timer = setTimeout(() => bound.abort(), this.#writeTimeoutMs);
@@ -263,11 +271,11 @@ export class KubernetesStore implements ClusterStore {
               this.#opts.onLostAnswer?.('applied');
               return this.#applyWrite(obj);
             }
-            this.#hideStale(key, cached);
+            this.#hideStale(key, entry);
             this.#opts.onLostAnswer?.('changed');
             throw new StoreConflict(`GameServer ${key} was changed by another writer while its write was unanswered`);
           }
-          const again = await this.#http.request('PATCH', path, { body, contentType: MERGE_PATCH, signal, timeoutMs: 2_000 }).catch(() => undefined);
+          const again = await this.#http.request('PUT', path, { body, signal, timeoutMs: 2_000 }).catch(() => undefined);
           if (again?.status === 200 || again?.status === 201) {
             this.#log.info({ gameServer: key }, 'GameServer write whose answer was lost was sent again and applied');
             this.#opts.onLostAnswer?.('applied');
@@ -324,8 +332,9 @@ export class KubernetesStore implements ClusterStore {
    * request spends a write on it. Matters while the watch lags: another replica's burst, or
    * the seconds after an API server restart before the watch is back.
    */
-  #hideStale(key: string, gs: GameServer): void {
-    if (this.#entries.get(gs.namespace, gs.name) !== gs || this.#hidden.has(key)) return; // the watch was quicker
+  #hideStale(key: string, entry: Entry): void {
+    const gs = entry.gs;
+    if (this.#entries.get(gs.namespace, gs.name) !== entry || this.#hidden.has(key)) return; // the watch was quicker
     this.#hidden.add(key);
     this.#notify((l) => l.remove(gs.namespace, gs.name));
   }
@@ -336,9 +345,9 @@ export class KubernetesStore implements ClusterStore {
     const rv = obj.metadata.resourceVersion ?? '';
     const gone = this.#tombstones.get(key);
     const cached = this.#entries.get(obj.metadata.namespace ?? '', obj.metadata.name ?? '');
-    if (cached !== undefined && isNotNewer(rv, cached.resourceVersion)) {
+    if (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion)) {
       // the watch was quicker (same version) or the cache already knows something newer
-      return cached.resourceVersion === rv ? cached : toGameServer(obj);
+      return cached.gs.resourceVersion === rv ? cached.gs : toGameServer(obj);
     }
     if (gone !== undefined && isNotNewer(rv, gone)) return toGameServer(obj); // deleted meanwhile
     return this.#put(key, obj);
@@ -349,12 +358,12 @@ export class KubernetesStore implements ClusterStore {
     const rv = obj.metadata.resourceVersion ?? '';
     const cached = this.#entries.get(obj.metadata.namespace ?? '', obj.metadata.name ?? '');
     if (type === 'DELETED') {
-      if (cached !== undefined && compareResourceVersions(rv, cached.resourceVersion) === -1) return;
+      if (cached !== undefined && compareResourceVersions(rv, cached.gs.resourceVersion) === -1) return;
       this.#remember(key, rv);
       if (cached !== undefined) this.#drop(key, cached);
       return;
     }
-    if (cached !== undefined && isNotNewer(rv, cached.resourceVersion)) return; // stale or already applied
+    if (cached !== undefined && isNotNewer(rv, cached.gs.resourceVersion)) return; // stale or already applied
     const gone = this.#tombstones.get(key);
     if (gone !== undefined) {
       if (isNotNewer(rv, gone)) return;
@@ -363,32 +372,37 @@ export class KubernetesStore implements ClusterStore {
     this.#put(key, obj);
   }
 
-  #replace(namespace: string, items: readonly GameServer[], listRv: string, relist: boolean): void {
+  #replace(namespace: string, items: readonly Entry[], listRv: string, relist: boolean): void {
     const seen = new Set<string>(); // names
     const changed: GameServer[] = [];
     const removed: GameServer[] = [];
-    for (const gs of items) {
+    for (const e of items) {
+      const gs = e.gs;
       const key = gameServerKey(gs);
       seen.add(gs.name);
       this.#tombstones.delete(key);
       const cached = this.#entries.get(gs.namespace, gs.name);
       // unchanged, or our own write cached something newer after the list was taken: keep it
-      if (cached !== undefined && isNotNewer(gs.resourceVersion, cached.resourceVersion)) {
+      if (cached !== undefined && isNotNewer(gs.resourceVersion, cached.gs.resourceVersion)) {
+        this.#packer.release(e.stored);
         // withheld after a 409 yet unchanged in the list: show it again rather than lose it
-        if (this.#hidden.delete(key)) changed.push(cached);
+        if (this.#hidden.delete(key)) changed.push(cached.gs);
         continue;
       }
       this.#hidden.delete(key);
-      this.#entries.set(gs.namespace, gs.name, gs);
+      this.#entries.set(gs.namespace, gs.name, e);
+      if (cached !== undefined) this.#packer.release(cached.stored);
       changed.push(gs);
     }
     for (const cached of [...this.#entries.namespace(namespace).values()]) {
-      if (seen.has(cached.name) || compareResourceVersions(cached.resourceVersion, listRv) === 1) continue;
-      const key = gameServerKey(cached);
-      this.#entries.delete(namespace, cached.name);
+      const gs = cached.gs;
+      if (seen.has(gs.name) || compareResourceVersions(gs.resourceVersion, listRv) === 1) continue;
+      const key = gameServerKey(gs);
+      this.#entries.delete(namespace, gs.name);
       this.#hidden.delete(key);
+      this.#packer.release(cached.stored);
       this.#remember(key, listRv); // absent as of the list: a late write response must not bring it back
-      removed.push(cached);
+      removed.push(gs);
     }
     if (!relist) {
       for (const gs of changed) this.#notify((l) => l.upsert(gs));
@@ -398,7 +412,7 @@ export class KubernetesStore implements ClusterStore {
     for (const l of this.#listeners) {
       if (l.reset !== undefined) {
         this.#call(() => l.reset?.());
-        for (const gs of this.#entries.values()) if (!this.#isHidden(gs)) this.#call(() => l.upsert(gs));
+        for (const { gs } of this.#entries.values()) if (!this.#isHidden(gs)) this.#call(() => l.upsert(gs));
       } else {
         for (const gs of removed) this.#call(() => l.remove(gs.namespace, gs.name));
         for (const gs of changed) this.#call(() => l.upsert(gs));
@@ -417,13 +431,17 @@ export class KubernetesStore implements ClusterStore {
   /** Caches obj without telling anyone. */
   #store(obj: GameServerObject): GameServer {
     const gs = toGameServer(obj);
-    this.#entries.set(gs.namespace, gs.name, gs);
+    const previous = this.#entries.get(gs.namespace, gs.name);
+    this.#entries.set(gs.namespace, gs.name, { gs, stored: this.#packer.pack(obj) });
+    if (previous !== undefined) this.#packer.release(previous.stored);
     return gs;
   }
 
-  #drop(key: string, gs: GameServer): void {
+  #drop(key: string, entry: Entry): void {
+    const gs = entry.gs;
     this.#entries.delete(gs.namespace, gs.name);
     this.#hidden.delete(key);
+    this.#packer.release(entry.stored);
     this.#notify((l) => l.remove(gs.namespace, gs.name));
   }
 

@@ -11,6 +11,8 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export interface ReflectorSink<P> {
   /** Converts one listed object, page by page, so that a page's raw objects can be freed at once. */
   prepare(obj: GameServerObject): P;
+  /** Prepared items of a list that was abandoned (failed or stopped half-way). */
+  discard(items: readonly P[]): void;
   /** The namespace's complete contents at `resourceVersion`; `relist` = not the first list. */
   replace(namespace: string, items: readonly P[], resourceVersion: string, relist: boolean): void;
   /** One watch event. */
@@ -141,24 +143,32 @@ export class NamespaceReflector<P> {
     const items: P[] = [];
     let cont = '';
     let resourceVersion = '';
-    do {
-      const query = new URLSearchParams({ limit: String(this.#opts.pageSize ?? 500) });
-      if (this.#opts.fieldSelector) query.set('fieldSelector', this.#opts.fieldSelector);
-      if (cont !== '') query.set('continue', cont);
-      const res = await this.#opts.http.request('GET', `${this.#path}?${query}`, { signal: this.#stopController.signal, timeoutMs: 60_000 });
-      if (res.status !== 200) {
-        const s = statusOf(res);
-        throw new KubernetesApiError(res.status, s.reason, `list GameServers in ${this.namespace}: ${s.message}`);
-      }
-      const list = res.body as { items?: GameServerObject[] | null; metadata?: { resourceVersion?: string; continue?: string } };
-      for (const item of list.items ?? []) {
-        item.metadata.namespace ??= this.namespace;
-        items.push(sink.prepare(item));
-      }
-      cont = list.metadata?.continue ?? '';
-      resourceVersion = list.metadata?.resourceVersion ?? '';
-    } while (cont !== '' && !this.#stopped);
-    if (this.#stopped) return resourceVersion;
+    try {
+      do {
+        const query = new URLSearchParams({ limit: String(this.#opts.pageSize ?? 500) });
+        if (this.#opts.fieldSelector) query.set('fieldSelector', this.#opts.fieldSelector);
+        if (cont !== '') query.set('continue', cont);
+        const res = await this.#opts.http.request('GET', `${this.#path}?${query}`, { signal: this.#stopController.signal, timeoutMs: 60_000 });
+        if (res.status !== 200) {
+          const s = statusOf(res);
+          throw new KubernetesApiError(res.status, s.reason, `list GameServers in ${this.namespace}: ${s.message}`);
+        }
+        const list = res.body as { items?: GameServerObject[] | null; metadata?: { resourceVersion?: string; continue?: string } };
+        for (const item of list.items ?? []) {
+          item.metadata.namespace ??= this.namespace;
+          items.push(sink.prepare(item));
+        }
+        cont = list.metadata?.continue ?? '';
+        resourceVersion = list.metadata?.resourceVersion ?? '';
+      } while (cont !== '' && !this.#stopped);
+    } catch (err) {
+      sink.discard(items);
+      throw err;
+    }
+    if (this.#stopped) {
+      sink.discard(items);
+      return resourceVersion;
+    }
     sink.replace(this.namespace, items, resourceVersion, relist);
     return resourceVersion;
   }

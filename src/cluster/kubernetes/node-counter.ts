@@ -32,6 +32,8 @@ export class NodeCounter implements NodeCounts, ReflectorSink<Placement> {
     return placementOf(obj);
   }
 
+  discard(): void {}
+
   replace(_namespace: string, items: readonly Placement[]): void {
     this.#placements.clear();
     this.#ready.clear();

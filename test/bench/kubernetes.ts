@@ -176,7 +176,7 @@ async function heapUsedMiB(opsPort: number): Promise<number> {
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Time after sync before RSS is read: long enough for V8's memory reducer to give back the list's garbage, as it does in steady state. */
+/** Time after sync before RSS is read, so that it is not the sync's peak (printed apart); V8 may still hold the list's garbage then. */
 const STEADY_MS = 12_000;
 
 /**
@@ -335,9 +335,9 @@ export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promis
       notes.push(`after the runs ${allocated} GameServers are Allocated (every success wrote one); the 2-replica run started with ${2 * calls + loneCalls + 400} Allocated ones in the namespace`);
       notes.push(`concurrency ${concurrency} in total (split over replicas), ${calls} calls per run, ghz with 1 connection per replica; CPU from /proc of each process during the run`);
     }
+    const per100k = memory ? memory.baseMiB + (memory.perGsBytes * 100_000) / 1024 / 1024 : NaN;
+    const sync100k = memory ? memory.syncS * (100_000 / large) : NaN;
     if (memory) {
-      const per100k = memory.baseMiB + (memory.perGsBytes * 100_000) / 1024 / 1024;
-      const sync100k = memory.syncS * (100_000 / large);
       target.push([`gateway RSS with ${large} GameServers cached`, `${memory.rssMiB.toFixed(0)} MiB (serving an empty namespace: ${memory.baseMiB.toFixed(0)} MiB); +${memory.perGsBytes.toFixed(0)} B RSS, +${memory.heapPerGsBytes.toFixed(0)} B heap per GameServer (${STEADY_MS / 1000} s after sync, no forced GC)`, '']);
       target.push(['  peak RSS while syncing', `${memory.peakMiB.toFixed(0)} MiB`, '']);
       target.push(['  live cache after a full GC (store + index)', `${memory.liveHeapPerGsBytes.toFixed(0)} B heap, ${memory.liveRssPerGsBytes.toFixed(0)} B RSS per GameServer`, '']);
@@ -351,8 +351,8 @@ export async function benchKubernetes(opts: KubernetesBenchOptions = {}): Promis
     notes.push(`whole benchmark ${((performance.now() - started) / 1000).toFixed(0)} s`);
     const checks = kubernetesChecks({
       gatewayCpuMs1: loads?.one.gatewayCpuMs ?? NaN, gatewayCpuMs2: loads?.two.gatewayCpuMs ?? NaN, loneP50Ms: loads?.lone.p50Ms ?? NaN,
-      rss100kMiB: memory ? memory.baseMiB + (memory.perGsBytes * 100_000) / 1024 / 1024 : NaN,
-      sync100kS: memory ? memory.syncS * (100_000 / large) : NaN,
+      rss100kMiB: per100k,
+      sync100kS: sync100k,
       failed: loads ? [loads.one, loads.two, loads.lone].reduce((n, m) => n + m.count - m.ok, 0) : NaN,
     });
     return { text: `== kubernetes: real kube-apiserver ${KUBE_VERSION} + etcd ${ETCD_VERSION}, ${pool} Ready GameServers, gateway defaults\n${table(rows)}\n\n${table(target)}\n${notes.join('\n')}`, checks };

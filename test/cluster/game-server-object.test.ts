@@ -10,6 +10,7 @@ import {
 import { parseExact, stringifyExact } from '../../src/allocation/exact-json.ts';
 import { ObjectPacker } from '../../src/cluster/kubernetes/packed-object.ts';
 import { TokenBucket } from '../../src/cluster/kubernetes/token-bucket.ts';
+import { Interner } from '../../src/cluster/kubernetes/interner.ts';
 
 const stored = (): GameServerObject => ({
   apiVersion: 'agones.dev/v1',
@@ -227,4 +228,31 @@ test('int64 beyond 2^53 is read exactly from the API server\'s JSON and written 
   assert.match(back, /"b":\{"count":2,"capacity":2\}/);
   assert.match(back, /"big":12345678901234567891/);
   assert.match(back, /"players":\{"ids":\[\],"count":9007199254740995,"capacity":9223372036854775807\}/);
+});
+
+test('Interner: equal values are held once and frozen; the table is bounded and long texts are not held', () => {
+  const interner = new Interner(2);
+  const a = interner.value('k1', () => ({ x: 1 }));
+  assert.equal(interner.value('k1', () => ({ x: 2 })), a, 'an equal key returns the value already held');
+  assert.ok(Object.isFrozen(a));
+  interner.value('k2', () => ({}));
+  interner.value('k3', () => ({})); // past the limit: the table starts over
+  assert.notEqual(interner.value('k1', () => ({ x: 1 })), a, 'k1 was forgotten when the table started over');
+  const long = 'x'.repeat(1_025);
+  const first = interner.value(long, () => ({}));
+  assert.notEqual(interner.value(long, () => ({})), first, 'a text over 1 KiB is not held');
+  assert.ok(Object.isFrozen(first));
+});
+
+test('toGameServer shares equal label sets and counters between GameServers, frozen', () => {
+  const a = toGameServer(stored());
+  const other = stored();
+  other.metadata.name = 'gs-2';
+  const b = toGameServer(other);
+  assert.equal(a.labels, b.labels);
+  assert.equal(a.counters, b.counters);
+  assert.ok(Object.isFrozen(a.labels) && Object.isFrozen(a.counters['rooms']) && Object.isFrozen(a.addresses));
+  other.metadata.labels = { 'agones.dev/fleet': 'g' };
+  assert.notEqual(toGameServer(other).labels, a.labels);
+  assert.deepEqual(toGameServer(other).labels, { 'agones.dev/fleet': 'g' });
 });

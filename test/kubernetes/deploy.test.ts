@@ -263,7 +263,14 @@ describe('deploy/ on a real API server', { skip: skipReason }, () => {
     // multi-cluster: the policy (and the Secret informer) are read as the service account
     const p = await cp.request('POST', `/apis/multicluster.agones.dev/v1/namespaces/${ns}/gameserverallocationpolicies`, policy('local', { priority: 1, cluster: 'here', namespace: ns, policyNamespace: ns }));
     assert.equal(p.status, 201, p.text);
-    const mc = await gw.allocate({ namespace: ns, multiClusterSetting: { enabled: true } });
+    // the policy reaches the gateway through its watch, which may lag the create: until then the
+    // answer is NO_POLICY (nothing allocated), and nothing else is acceptable
+    const mc = await until('a multi-cluster allocation through the new policy', async () => {
+      const r = await gw.allocate({ namespace: ns, multiClusterSetting: { enabled: true } });
+      if ('ok' in r) return r;
+      assert.equal(r.reason, 'NO_POLICY', JSON.stringify(r));
+      return undefined;
+    }, 10_000);
     assert.ok('ok' in mc, JSON.stringify(mc));
 
     // the ledger's sweep (list + delete) and release (delete) as the service account

@@ -44,10 +44,11 @@ export async function handshakeFlood(owner: Owner, certs: TestCerts, o: { durati
   let freshFailed = 0;
   const freshFailures: string[] = [];
   let stop = false;
-  // Real callers that connect anew throughout: one REST call and one gRPC session at a time.
+  // Real callers that connect anew throughout: one REST call and one gRPC session at a time. At
+  // least 5 of them, while the flood goes on, however slow a loaded machine makes each one.
   const freshCallers = (async () => {
     await sleep(2_500); // past the point where an uncapped door would be full
-    while (!stop) {
+    while (!stop || fresh < 5) {
       fresh++;
       try {
         const r = await restAllocate(gw.restPort, certs);

@@ -104,7 +104,9 @@ describe('API server restart under load', { skip: skipReason }, () => {
     // retryable codes only: UNAVAILABLE (API server away), DEADLINE_EXCEEDED, and rarely ABORTED/CONTENTION
     // (the other replica's writes kept winning while this one's watch was down)
     const transient = (f: (typeof failures)[number]) => f.code === 'UNAVAILABLE' || f.code === 'DEADLINE_EXCEEDED' || (f.code === 'ABORTED' && f.reason === 'CONTENTION');
-    for (const f of failures) assert.ok(transient(f), `outage answered ${f.code}/${f.reason}: ${f.message}`);
+    // an INTERNAL is a gateway bug: its log line (with the error) says where it came from
+    const errors = () => replicas.flatMap((r) => r.logs.filter((l) => Number(l.level) >= 50).map((l) => `${r.name}: ${JSON.stringify(l).slice(0, 2_000)}`)).join('\n');
+    for (const f of failures) assert.ok(transient(f), `outage answered ${f.code}/${f.reason}: ${f.message}\n${errors()}`);
     assert.ok(!failures.some((f) => f.code === 'RESOURCE_EXHAUSTED'), 'the pool never ran out');
 
     // audit: told ⇔ Allocated, one for one

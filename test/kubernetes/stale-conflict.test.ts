@@ -1,16 +1,19 @@
-// KubernetesStore against a scripted API server (plain HTTP on loopback) for what a real one
-// does only by accident: a conflict with a newer stored copy the watch has not delivered yet,
+// KubernetesStore against a scripted API server on loopback (plain HTTP/1.1 as kubectl proxy
+// serves, or TLS with HTTP/2 as a kube-apiserver does) for what a real one does only by accident: a conflict with a newer stored copy the watch has not delivered yet,
 // an outage, a 5xx, a write applied whose answer is lost (the API server crashed after etcd
 // committed it), a write that stalls. No allocation may be lost: the store reads the object
 // back, and sends the same write again (same precondition: only one can apply) to find out.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { AllocationError } from '../../src/allocation/errors.ts';
 import { KubernetesStore } from '../../src/cluster/kubernetes/kubernetes-store.ts';
 import { StoreConflict, StoreNotFound, type StoreListener } from '../../src/cluster/store.ts';
 import type { GameServer } from '../../src/allocation/types.ts';
+import { devCerts, type TestCerts } from '../helpers/certs.ts';
 
 const NS = 'stale';
 
@@ -25,6 +28,8 @@ type PutScript =
   | { kind: 'answer'; status: number } // answer with a Status, apply nothing
   | { kind: 'apply-then-drop' } // store the object, then cut the connection before answering
   | { kind: 'drop' } // cut the connection, apply nothing
+  | { kind: 'reset' } // HTTP/2 only: reset the stream with NO_ERROR before answering, apply nothing
+  | { kind: 'apply-then-cut-answer'; how: 'drop' | 'reset' } // HTTP/2 only: store it, send half the answer, then cut the connection or reset the stream (NO_ERROR)
   | { kind: 'other-writer-then-drop' } // someone else's change lands, ours does not; no answer
   | { kind: 'apply' } // as a real API server: applies it if the resourceVersion matches (else 409) and answers
   | { kind: 'hang' }; // never answers, applies nothing
@@ -39,6 +44,8 @@ interface FakeApi {
   getStatus: number;
   gets: number;
   port: number;
+  /** The TLS server's certificates (https only). */
+  readonly certs?: TestCerts;
   event(type: string, obj: object): void;
   watching(): number;
   close(): Promise<void>;
@@ -46,12 +53,17 @@ interface FakeApi {
 
 let rv = 100;
 
-async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
+/** http: HTTP/1.1 (the gateway's path to kubectl proxy); https: TLS, and HTTP/2 for requests, as kube-apiserver serves them. */
+type Transport = 'http' | 'https';
+
+async function fakeApi(t: TestContext, items: Obj[], transport: Transport = 'http'): Promise<FakeApi> {
   const watches = new Set<http.ServerResponse>();
   const objects = new Map(items.map((o) => [o.metadata.name, o]));
   const status = (res: http.ServerResponse, code: number, message: string) =>
     res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', status: 'Failure', code, message, reason: code === 409 ? 'Conflict' : '' }));
-  const server = http.createServer((req, res) => {
+  // HTTP/2 requests arrive through node's compatibility API, with the same shape
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const h2 = (req as unknown as { stream?: http2.ServerHttp2Stream }).stream;
     const url = new URL(req.url ?? '/', 'http://x');
     const name = url.pathname.split('/gameservers/')[1];
     if (req.method === 'GET' && url.searchParams.get('watch') === '1') {
@@ -83,6 +95,10 @@ async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
         if (api.then) api.put = api.then;
         if (p.kind === 'answer') return void status(res, p.status, `scripted ${p.status}`);
         if (p.kind === 'hang') return;
+        if (p.kind === 'reset') {
+          if (!h2) throw new Error('reset is an HTTP/2 script');
+          return void h2.close(http2.constants.NGHTTP2_NO_ERROR);
+        }
         if (p.kind === 'apply') {
           const cur = objects.get(body.metadata.name);
           if (!cur) return void status(res, 404, 'not found');
@@ -91,16 +107,39 @@ async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
           objects.set(body.metadata.name, stored);
           return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(stored));
         }
+        if (p.kind === 'apply-then-cut-answer') {
+          if (!h2) throw new Error('apply-then-cut-answer is an HTTP/2 script');
+          const stored = { ...body, metadata: { ...body.metadata, resourceVersion: String(++rv) } };
+          objects.set(body.metadata.name, stored);
+          res.writeHead(200, { 'content-type': 'application/json' });
+          const text = JSON.stringify(stored);
+          res.write(text.slice(0, text.length >> 1), () => setTimeout(() => {
+            if (p.how === 'reset') h2.close(http2.constants.NGHTTP2_NO_ERROR);
+            else (h2.session!.socket as { destroy(): void }).destroy();
+          }, 20));
+          return;
+        }
         if (p.kind === 'apply-then-drop') objects.set(body.metadata.name, { ...body, metadata: { ...body.metadata, resourceVersion: String(++rv) } });
         if (p.kind === 'other-writer-then-drop') {
           const cur = objects.get(body.metadata.name)!;
           objects.set(body.metadata.name, { ...cur, metadata: { ...cur.metadata, resourceVersion: String(++rv), labels: { other: 'writer' } } });
         }
-        req.socket.destroy();
+        // the whole connection, as a crashed API server leaves it (on HTTP/2 req.socket would reset only the stream)
+        if (h2) (h2.session!.socket as { destroy(): void }).destroy();
+        else req.socket.destroy();
       });
       return;
     }
     res.writeHead(405).end();
+  };
+  const certs = transport === 'https' ? devCerts(t) : undefined;
+  const server = certs
+    ? http2.createSecureServer({ cert: readFileSync(certs.serverCertFile), key: readFileSync(certs.serverKeyFile), allowHTTP1: true }, handler as never)
+    : http.createServer(handler);
+  const sockets = new Set<{ destroy(): void }>();
+  server.on(certs ? 'secureConnection' : 'connection', (s: { destroy(): void; once(e: 'close', f: () => void): void }) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
   });
   const api: FakeApi = {
     objects,
@@ -109,13 +148,14 @@ async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
     getStatus: 200,
     gets: 0,
     port: 0,
+    ...(certs ? { certs } : {}),
     event(type, obj) {
       for (const w of watches) w.write(`${JSON.stringify({ type, object: obj })}\n`);
     },
     watching: () => watches.size,
     close: async () => {
       for (const w of watches) w.destroy();
-      server.closeAllConnections();
+      for (const s of sockets) s.destroy();
       if (server.listening) await new Promise((r) => server.close(r));
     },
   };
@@ -125,10 +165,13 @@ async function fakeApi(t: TestContext, items: Obj[]): Promise<FakeApi> {
   return api;
 }
 
-function kubeConfig(port: number): KubeConfig {
+function kubeConfig(api: FakeApi): KubeConfig {
   const kc = new KubeConfig();
+  const cluster = api.certs
+    ? { name: 'c', server: `https://127.0.0.1:${api.port}`, caData: readFileSync(api.certs.caFile).toString('base64') }
+    : { name: 'c', server: `http://127.0.0.1:${api.port}`, skipTLSVerify: true };
   kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    clusters: [cluster],
     users: [{ name: 'u', token: 't' }],
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
@@ -142,7 +185,7 @@ function recorder(): StoreListener & { calls: string[] } {
 }
 
 async function started(t: TestContext, api: FakeApi, writeTimeoutMs = 10_000): Promise<{ store: KubernetesStore; l: ReturnType<typeof recorder> }> {
-  const store = new KubernetesStore({ kubeConfig: kubeConfig(api.port), namespaces: [NS], minBackoffMs: 20, maxBackoffMs: 50, writeTimeoutMs });
+  const store = new KubernetesStore({ kubeConfig: kubeConfig(api), namespaces: [NS], minBackoffMs: 20, maxBackoffMs: 50, writeTimeoutMs });
   t.after(() => store.close());
   const l = recorder();
   store.subscribe(l);
@@ -200,7 +243,34 @@ test('an overloaded or starting API server (429, 503) is NOT_READY (UNAVAILABLE)
 test('500/504 or a dropped connection, object unchanged: the same write is sent again and applies once', async (t) => {
   const api = await fakeApi(t, [object('x', '5')]);
   const { store } = await started(t, api);
-  for (const put of [{ kind: 'answer', status: 500 }, { kind: 'answer', status: 504 }, { kind: 'drop' }] as const) {
+  await sentAgainAndApplied(store, api, [{ kind: 'answer', status: 500 }, { kind: 'answer', status: 504 }, { kind: 'drop' }]);
+});
+
+test('over TLS and HTTP/2 (as kube-apiserver serves): a connection cut or a stream reset before the answer is settled the same way, never a raw error', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')], 'https');
+  const { store } = await started(t, api);
+  await sentAgainAndApplied(store, api, [{ kind: 'drop' }, { kind: 'reset' }, { kind: 'answer', status: 500 }]);
+});
+
+test('over HTTP/2, the answer cut mid-body (connection cut, or stream reset with NO_ERROR) after the write applied: read back and counted as written', async (t) => {
+  const api = await fakeApi(t, [object('x', '5')], 'https');
+  const { store } = await started(t, api);
+  for (const how of ['drop', 'reset'] as const) {
+    const x = store.get(NS, 'x') as GameServer;
+    const [gets, puts] = [api.gets, api.puts];
+    api.put = { kind: 'apply-then-cut-answer', how };
+    api.then = { kind: 'apply' };
+    const written = await store.update(allocate(x), never());
+    assert.equal(written.state, 'Allocated', how);
+    assert.equal(written.resourceVersion, api.objects.get('x')!.metadata.resourceVersion, how);
+    assert.ok(api.gets > gets, 'read back');
+    assert.equal(api.puts - puts, 1, 'found applied: not sent again');
+  }
+});
+
+/** Each script in turn fails the first PUT; the store must read back and send the same write again. */
+async function sentAgainAndApplied(store: KubernetesStore, api: FakeApi, scripts: readonly PutScript[]): Promise<void> {
+  for (const put of scripts) {
     const x = store.get(NS, 'x') as GameServer;
     const [gets, puts] = [api.gets, api.puts];
     api.put = put;
@@ -211,7 +281,7 @@ test('500/504 or a dropped connection, object unchanged: the same write is sent 
     assert.ok(api.gets > gets, 'read back');
     assert.equal(api.puts - puts, 2, 'sent once more, with the same precondition');
   }
-});
+}
 
 test('an unchanged read-back is not proof the write will never land: it is fenced by the same write, never reported "not applied"', async (t) => {
   const api = await fakeApi(t, [object('x', '5')]);

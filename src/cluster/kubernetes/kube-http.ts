@@ -162,14 +162,25 @@ export class KubeHttp {
         return fail(err as Error);
       }
       let status = 0;
+      let json = false;
       const chunks: Buffer[] = [];
-      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+        json = String(h['content-type'] ?? '').startsWith('application/json');
+      });
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
+        // node ends a stream cut with its connection (a crashed API server) or reset, with or
+        // without a response so far: that is a transport failure, not an answer
+        if (status === 0) return fail(new Error(`stream ended before its answer (HTTP/2 code ${stream.rstCode ?? 'none'})`));
+        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) return fail(new Error(`stream cut during its answer (HTTP/2 code ${stream.rstCode})`));
+        const body = jsonBody(chunks);
+        // a reset with NO_ERROR mid-body leaves it cut short
+        if (json && body === undefined && chunks.length > 0) return fail(new Error('answer cut short (not complete JSON)'));
         if (settled) return;
         settled = true;
         finished();
-        resolve({ status, body: jsonBody(chunks) });
+        resolve({ status, body });
       });
       stream.on('error', fail);
       stream.on('close', () => fail(new Error(`stream closed before its answer (HTTP/2 code ${stream.rstCode})`)));

@@ -235,7 +235,8 @@ export class KubernetesStore implements ClusterStore {
         if (res.status >= 500) return await this.#settle(next, entry, path, body, `HTTP ${res.status}`, err);
         // any other 4xx: refused outright (invalid object, webhook, RBAC), so certainly not applied
         if (res.status >= 400) throw new StoreRejected(res.status, `update GameServer ${key}: HTTP ${res.status} ${s.reason}: ${s.message}`, { cause: err });
-        throw err;
+        // not an answer a PUT gets (1xx, 3xx, another 2xx): whether it applied is learned by reading back
+        return await this.#settle(next, entry, path, body, `HTTP ${res.status}`, err);
       }
     }
   }
